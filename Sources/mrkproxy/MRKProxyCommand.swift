@@ -1,0 +1,12 @@
+import ArgumentParser
+
+@main
+struct MRKProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mrkproxy",
+        abstract: "Client-side column encryption for PostgreSQL with AWS KMS multi-Region keys.",
+        subcommands: [
+            // Each subcommand lives in its own file: <Name>Command.swift.
+        ]
+    )
+}
