@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MRKKMS
+
+/// `mrkproxy kms …`: the embedded AWS-KMS-compatible KMS.
+struct KMSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kms",
+        abstract: "The embedded AWS-KMS-compatible KMS with multi-Region keys (for development, tests and the demo).",
+        subcommands: [Serve.self, CreateKey.self, ReplicateKey.self, DescribeKey.self]
+    )
+
+    struct StateOptions: ParsableArguments {
+        @Option(help: "The KMS state file (JSON, mode 0600; created when missing).")
+        var state: String = "mrkproxy-kms.json"
+
+        @Option(help: "Append a JSON line per call to this audit log.")
+        var auditLog: String?
+    }
+
+    static func printJSON(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    static func readPolicy(_ path: String?) throws -> String? {
+        guard let path else { return nil }
+        do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ValidationError("cannot read policy file \(path)")
+        }
+    }
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the AWS KMS JSON 1.1 API (SigV4-verified) over HTTP.",
+            discussion: """
+            Point AWS SDKs at it with AWS_ENDPOINT_URL_KMS=http://HOST:PORT. Out of the box it accepts access key \
+            id 'test' / secret 'test' as arn:aws:iam::111122223333:root; more identities come from the state file. \
+            The region is taken from each request's SigV4 credential scope unless --region pins one.
+            """)
+
+        @Option(help: "Address to bind.") var host: String = "127.0.0.1"
+        @Option(help: "Port to bind (0 picks a free one).") var port: Int = 4599
+        @Option(help: "Serve only this region (default: every region, from the SigV4 scope).") var region: String?
+        @OptionGroup var options: StateOptions
+        @Flag(help: "Log every request.") var verbose = false
+
+        func run() async throws {
+            var logger = Logger(label: "mrkproxy.kms")
+            logger.logLevel = verbose ? .debug : .info
+            let kms = try LocalKMS(configuration: .init(stateFile: options.state, auditLogFile: options.auditLog,
+                                                        region: region ?? "us-east-1", logger: logger))
+            let server = KMSHTTPServer(kms: kms, configuration: .init(region: region, logger: logger))
+            let bound = try await server.start(host: host, port: port)
+            let banner = "mrkproxy kms listening on http://\(host):\(bound) (regions: \(region ?? "all"), state: \(options.state))\n"
+            FileHandle.standardOutput.write(Data(banner.utf8))
+            await Self.waitForTermination()
+            await server.shutdown()
+        }
+
+        /// Returns on SIGINT or SIGTERM.
+        static func waitForTermination() async {
+            let (stream, continuation) = AsyncStream<Int32>.makeStream()
+            let sources = [SIGINT, SIGTERM].map { sig in
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler { continuation.yield(sig) }
+                source.resume()
+                return source
+            }
+            for await _ in stream { break }
+            sources.forEach { $0.cancel() }
+        }
+    }
+
+    struct CreateKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key in the state file; prints its KeyMetadata.")
+
+        @Flag(help: "Create a multi-Region (mrk-) key.") var multiRegion = false
+        @Option(help: "The key's (primary) region.") var region: String = "us-east-1"
+        @Option(help: "Description.") var description: String = ""
+        @Option(help: "A key policy JSON file (default: the account may do everything).") var policyFile: String?
+        @Option(help: "Also create this alias (alias/NAME) in the region.") var alias: String?
+        @OptionGroup var options: StateOptions
+
+        func run() async throws {
+            let kms = try LocalKMS(configuration: .init(stateFile: options.state, auditLogFile: options.auditLog, region: region))
+            let metadata = try kms.createKey(description: description, multiRegion: multiRegion,
+                                             policy: KMSCommand.readPolicy(policyFile))
+            if let alias { try kms.createAlias(aliasName: alias, targetKeyId: metadata.keyId) }
+            try KMSCommand.printJSON(DescribeKeyResponse(keyMetadata: metadata))
+        }
+    }
+
+    struct ReplicateKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replicate a multi-Region key to another region.")
+
+        @Option(help: "The mrk- key id or ARN of the primary key.") var keyId: String
+        @Option(help: "The primary key's region.") var region: String = "us-east-1"
+        @Option(help: "The region to create the replica in.") var replicaRegion: String
+        @Option(help: "Description of the replica.") var description: String?
+        @Option(help: "A key policy JSON file for the replica (default: the account may do everything).") var policyFile: String?
+        @Option(help: "Also create this alias (alias/NAME) in the replica region.") var alias: String?
+        @OptionGroup var options: StateOptions
+
+        func run() async throws {
+            let kms = try LocalKMS(configuration: .init(stateFile: options.state, auditLogFile: options.auditLog, region: region))
+            let metadata = try kms.replicateKey(keyId: keyId, replicaRegion: replicaRegion, description: description,
+                                                policy: KMSCommand.readPolicy(policyFile))
+            if let alias { try kms.inRegion(replicaRegion).createAlias(aliasName: alias, targetKeyId: metadata.keyId) }
+            try KMSCommand.printJSON(DescribeKeyResponse(keyMetadata: metadata))
+        }
+    }
+
+    struct DescribeKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a key's KeyMetadata in a region.")
+
+        @Option(help: "Key id, key ARN, alias or alias ARN.") var keyId: String
+        @Option(help: "The region.") var region: String = "us-east-1"
+        @OptionGroup var options: StateOptions
+
+        func run() async throws {
+            let kms = try LocalKMS(configuration: .init(stateFile: options.state, auditLogFile: options.auditLog, region: region))
+            try KMSCommand.printJSON(try await kms.describeKey(DescribeKeyRequest(keyId: keyId)))
+        }
+    }
+}
