@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
     ],
     targets: [
         // C libraries, each imported by exactly one Swift module.
@@ -41,7 +42,11 @@ let package = Package(
         // KMS protocol, MRK identity rules, the embedded local KMS, the AWS KMS client.
         .target(
             name: "MRKKMS",
-            dependencies: ["MRKCrypto", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "MRKCrypto", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         // What an app links: configuration, SQL interception, the encrypted connection.
         .target(
@@ -63,9 +68,20 @@ let package = Package(
 
         .testTarget(name: "MRKCryptoTests", dependencies: ["MRKCrypto"]),
         .testTarget(
+            name: "MRKKMSTests",
+            dependencies: [
+                "MRKKMS", "MRKCrypto",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "MRKPostgresTests",
-            dependencies: ["MRKPostgres", "MRKCluster", .product(name: "Yams", package: "Yams")],
-            resources: []
+            dependencies: ["MRKPostgres", "MRKCluster", .product(name: "Yams", package: "Yams")]
+        ),
+        .testTarget(
+            name: "MRKProxyTests",
+            dependencies: ["MRKProxy", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster"]
         ),
     ],
     swiftLanguageModes: [.v6]
