@@ -7,6 +7,8 @@ struct MRKProxyCommand: AsyncParsableCommand {
         abstract: "Client-side column encryption for PostgreSQL with AWS KMS multi-Region keys.",
         subcommands: [
             // Each subcommand lives in its own file: <Name>Command.swift.
+            KMSCommand.self,
+            ESDKCommand.self, CryptoBenchCommand.self,
         ]
     )
 }

@@ -26,6 +26,12 @@ public struct CryptoError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let policyViolation = Code("policyViolation")
         /// No keyring or master key could decrypt any of the encrypted data keys.
         public static let noDecryptableKey = Code("noDecryptableKey")
+        /// A value was sealed under a different key (key id) than the one offered to open it.
+        public static let keyMismatch = Code("keyMismatch")
+        /// The encryption context supplied on decrypt contradicts the one stored in the message.
+        public static let encryptionContextMismatch = Code("encryptionContextMismatch")
+        /// The caller's input is not acceptable (reserved encryption-context key, size limits…).
+        public static let invalidInput = Code("invalidInput")
     }
 
     public let code: Code

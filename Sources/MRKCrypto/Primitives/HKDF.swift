@@ -6,12 +6,20 @@ public enum HKDF {
     public enum Hash: Sendable {
         case sha256, sha384, sha512
         var name: String { switch self { case .sha256: "SHA256"; case .sha384: "SHA384"; case .sha512: "SHA512" } }
+        /// Output length of the hash in bytes.
+        public var byteCount: Int { switch self { case .sha256: 32; case .sha384: 48; case .sha512: 64 } }
     }
 
     /// Extract-and-expand: `length` bytes from `ikm`, `salt` and `info`.
     public static func deriveKey(_ hash: Hash, ikm: some ContiguousBytes, salt: some ContiguousBytes,
                                  info: some ContiguousBytes, length: Int) throws -> SecretBytes {
         try derive(hash, mode: EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ikm: ikm, salt: salt, info: info, length: length)
+    }
+
+    /// Extract only (RFC 5869 §2.2): the pseudorandom key (hash-length bytes) from `ikm` and `salt`.
+    /// An empty salt means hash-length zero bytes, as the RFC specifies.
+    public static func extract(_ hash: Hash, ikm: some ContiguousBytes, salt: some ContiguousBytes) throws -> SecretBytes {
+        try derive(hash, mode: EVP_KDF_HKDF_MODE_EXTRACT_ONLY, ikm: ikm, salt: salt, info: [UInt8](), length: hash.byteCount)
     }
 
     /// Expand only (RFC 5869 §2.3): `ikm` is already a pseudorandom key.
@@ -21,26 +29,24 @@ public enum HKDF {
 
     private static func derive(_ hash: Hash, mode: Int32, ikm: some ContiguousBytes, salt: some ContiguousBytes,
                                info: some ContiguousBytes, length: Int) throws -> SecretBytes {
-        guard let kdf = EVP_KDF_fetch(nil, "HKDF", nil) else { throw CryptoError.libcrypto("EVP_KDF_fetch(HKDF)") }
-        defer { EVP_KDF_free(kdf) }
-        guard let kctx = EVP_KDF_CTX_new(kdf) else { throw CryptoError.libcrypto("EVP_KDF_CTX_new") }
+        guard let kctx = EVP_KDF_CTX_new(FetchedKDFs.hkdf) else { throw CryptoError.libcrypto("EVP_KDF_CTX_new") }
         defer { EVP_KDF_CTX_free(kctx) }
         var out = [UInt8](repeating: 0, count: length)
         defer { out.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
         var modeValue = mode
-        let ok: Int32 = hash.name.withCString { digest in
+        let ok: Int32 = withUnsafeMutablePointer(to: &modeValue) { mode in hash.name.withCString { digest in
             ikm.withUnsafeBytes { k in
                 salt.withUnsafeBytes { s in
                     info.withUnsafeBytes { i in
                         var params = [OSSL_PARAM]()
-                        params.append(OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, UnsafeMutablePointer(mutating: digest), 0))
-                        params.append(OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &modeValue))
-                        params.append(OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, UnsafeMutableRawPointer(mutating: k.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!), k.count))
+                        params.append(OSSL_PARAM_construct_utf8_string(StaticString("digest").cString, UnsafeMutablePointer(mutating: digest), 0))
+                        params.append(OSSL_PARAM_construct_int(StaticString("mode").cString, mode))
+                        params.append(OSSL_PARAM_construct_octet_string(StaticString("key").cString, UnsafeMutableRawPointer(mutating: k.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!), k.count))
                         if s.count > 0 {
-                            params.append(OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, UnsafeMutableRawPointer(mutating: s.baseAddress!), s.count))
+                            params.append(OSSL_PARAM_construct_octet_string(StaticString("salt").cString, UnsafeMutableRawPointer(mutating: s.baseAddress!), s.count))
                         }
                         if i.count > 0 {
-                            params.append(OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, UnsafeMutableRawPointer(mutating: i.baseAddress!), i.count))
+                            params.append(OSSL_PARAM_construct_octet_string(StaticString("info").cString, UnsafeMutableRawPointer(mutating: i.baseAddress!), i.count))
                         }
                         params.append(OSSL_PARAM_construct_end())
                         return out.withUnsafeMutableBufferPointer { o in
@@ -49,8 +55,63 @@ public enum HKDF {
                     }
                 }
             }
-        }
+        } }
         guard ok == 1 else { throw CryptoError.libcrypto("HKDF derive") }
         return SecretBytes(out)
+    }
+}
+
+/// KDF algorithms fetched once per process.
+enum FetchedKDFs {
+    // A fetched EVP_KDF is immutable and reference-counted; OpenSSL documents it as shareable.
+    nonisolated(unsafe) static let hkdf: OpaquePointer = {
+        guard let kdf = EVP_KDF_fetch(nil, "HKDF", nil) else { fatalError("libcrypto has no HKDF") }
+        return kdf
+    }()
+}
+
+extension HKDF {
+    /// RFC 5869 extract-then-expand composed on one reusable HMAC context (`EVP_MAC`), deriving
+    /// several outputs from one PRK. `EVP_KDF` builds a fresh HMAC context (and fetches the
+    /// digest) for every derive, which costs several microseconds per call; this is the hot path
+    /// of ESDK message key derivation. Tests pin it to the `EVP_KDF` functions above.
+    /// - Parameters:
+    ///   - salt: the extract salt; empty means hash-length zeros.
+    ///   - outputs: (info, length) pairs expanded from the same PRK.
+    static func extractAndExpand(_ hash: Hash, ikm: SecretBytes, salt: some ContiguousBytes,
+                                 outputs: [(info: [UInt8], length: Int)]) throws -> [SecretBytes] {
+        let hashLength = hash.byteCount
+        let mac = try HMACContext(hash: hash)
+        var prk = [UInt8](repeating: 0, count: hashLength)
+        var block = [UInt8](repeating: 0, count: hashLength)
+        defer {
+            prk.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) }
+            block.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) }
+        }
+        try salt.withUnsafeBytes { s in try mac.setKey(s) }
+        try ikm.withUnsafeBytes { k in try prk.withUnsafeMutableBufferPointer { try mac.mac(k, into: $0.baseAddress!) } }
+        try prk.withUnsafeBytes { try mac.setKey($0) }
+        var results = [SecretBytes]()
+        for (info, length) in outputs {
+            guard length > 0, length <= 255 * hashLength else { throw CryptoError(.invalidLength, "HKDF output length out of range") }
+            var okm = [UInt8]()
+            okm.reserveCapacity(length + hashLength)
+            var counter: UInt8 = 1
+            while okm.count < length {
+                let previous = counter == 1 ? [UInt8]() : block
+                try previous.withUnsafeBytes { t in
+                    try info.withUnsafeBytes { i in
+                        try withUnsafeBytes(of: counter) { c in
+                            try block.withUnsafeMutableBufferPointer { try mac.mac(t, i, c, into: $0.baseAddress!) }
+                        }
+                    }
+                }
+                okm += block
+                counter &+= 1
+            }
+            results.append(SecretBytes(okm.prefix(length)))
+            okm.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) }
+        }
+        return results
     }
 }

@@ -67,3 +67,17 @@ extension ContiguousArray: ContiguousBytes where Element == UInt8 {}
 extension UnsafeRawBufferPointer: ContiguousBytes {
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
 }
+
+extension SecretBytes: ContiguousBytes {}
+
+extension StaticString {
+    /// The literal as a NUL-terminated C string in static storage. `OSSL_PARAM` keeps the key
+    /// pointer it is given, so keys must not be Swift temporaries (short strings are bridged
+    /// through a temporary copy that dies when the call returns).
+    var cString: UnsafePointer<CChar> { UnsafeRawPointer(utf8Start).assumingMemoryBound(to: CChar.self) }
+}
+
+/// Zeroes `buffer` with `OPENSSL_cleanse` (for temporary copies of secrets).
+func OPENSSL_cleanse_bytes(_ buffer: UnsafeMutableRawBufferPointer) {
+    if buffer.count > 0 { OPENSSL_cleanse(buffer.baseAddress, buffer.count) }
+}
