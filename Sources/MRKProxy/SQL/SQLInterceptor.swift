@@ -1,0 +1,273 @@
+/// Plans how a SQL statement is sent when some columns are encrypted: which values to encrypt or
+/// blind-index, which literals to lift out of the text, how to rewrite predicates on searchable
+/// columns, and what to refuse.
+///
+/// Pure Swift and independent of libpq: the same planner serves the library's connection and a
+/// wire-protocol proxy. See docs/SQL.md for what is supported, rewritten and refused.
+///
+/// ```swift
+/// let plan = try SQLInterceptor(schema: schema).plan("SELECT * FROM customers WHERE ssn = $1", parameterCount: 1)
+/// // plan.sql == "SELECT * FROM customers WHERE customers.ssn_bidx = $1"
+/// // plan.parameters == [.blindIndex(.parameter(0), column: ssn)]
+/// ```
+struct SQLInterceptor: Sendable {
+    let schema: EncryptedSchema
+
+    init(schema: EncryptedSchema) { self.schema = schema }
+
+    /// Plans one statement.
+    ///
+    /// - Parameters:
+    ///   - sql: the statement as the application wrote it (one statement; a trailing `;` is fine).
+    ///   - parameterCount: how many `$n` values the caller supplies.
+    /// - Returns: the text to send (byte for byte `sql` when nothing encrypted is involved), one
+    ///   planned parameter per `$n` of that text, and what to check after decryption.
+    /// - Throws: `InterceptionError` when the statement uses an encrypted column in a way that
+    ///   cannot be kept correct, mentions a configured table but cannot be parsed, holds several
+    ///   statements one of which mentions a configured table, or uses `$n` beyond
+    ///   `parameterCount`. Nothing may be sent then. The error never contains SQL text or values.
+    func plan(_ sql: String, parameterCount: Int) throws(InterceptionError) -> StatementPlan {
+        let tokens: [SQLToken]
+        do {
+            tokens = try SQLTokenizer.tokenize(sql)
+        } catch {
+            // PostgreSQL will reject the text too; refuse only if it may concern a configured table.
+            if let table = tableNamedInRawText(sql) {
+                throw InterceptionError(
+                    .unparseable, table: table, construct: "statement that cannot be tokenized (\(error.reason))",
+                    reason: "statements that mention a configured table must be parsed completely")
+            }
+            return passThrough(sql, parameterCount: parameterCount, kind: .other, isWrite: true)
+        }
+
+        let statements = splitStatements(tokens)
+        guard statements.count <= 1 else {
+            if let table = statements.lazy.compactMap({ mentionedTables(tokens, $0).first }).first {
+                throw InterceptionError(
+                    .multipleStatements, table: table, construct: "\(statements.count) statements in one string",
+                    reason: "send statements that mention a configured table one at a time")
+            }
+            let isWrite = statements.contains { SQLStatementClassifier.classify(tokens, $0).isWrite }
+            return passThrough(sql, parameterCount: parameterCount, kind: .other, isWrite: isWrite)
+        }
+        guard let range = statements.first else {
+            return passThrough(sql, parameterCount: parameterCount, kind: .other, isWrite: false)
+        }
+        let (kind, isWrite) = SQLStatementClassifier.classify(tokens, range)
+        let mentioned = mentionedTables(tokens, range)
+        guard let firstTable = mentioned.first else {
+            return passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
+        }
+
+        for index in range {
+            if case .parameter(let number) = tokens[index].kind, number < 1 || number > parameterCount {
+                throw InterceptionError(
+                    .parameterCount, table: firstTable, construct: "parameter $\(number)",
+                    reason: "\(parameterCount) parameter value(s) were supplied")
+            }
+        }
+
+        let statement: SQLStatement
+        do {
+            statement = try SQLParser.parse(tokens: tokens, range: range)
+        } catch {
+            throw InterceptionError(
+                .unparseable, table: firstTable,
+                construct: "statement not understood near byte \(tokens[safe: error.tokenIndex]?.range.lowerBound ?? sql.utf8.count) "
+                    + "(expected \(error.expected))",
+                reason: "statements that mention a configured table must be parsed completely")
+        }
+
+        if case .utility(let keyword) = statement {
+            try checkUtility(keyword, tokens: tokens, range: range, mentioned: mentioned)
+            return passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
+        }
+        if case .explain(let inner) = statement, case .utility = inner {
+            try checkUtility("explain", tokens: tokens, range: range, mentioned: mentioned)
+            return passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
+        }
+
+        let analyzer = SQLAnalyzer(schema: schema, tokens: tokens, parameterCount: parameterCount, statementWrites: isWrite)
+        try analyzer.analyzeStatement(statement, parent: nil, outermost: true)
+        analyzer.finish()
+        guard !analyzer.edits.isEmpty else {
+            var plan = passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
+            plan.touchesEncryptedColumns = analyzer.touchesEncrypted
+            return plan
+        }
+        let (text, parameters) = try assemble(sql, tokens: tokens, range: range, edits: analyzer.edits, firstTable: firstTable)
+        return StatementPlan(
+            sql: text, parameters: parameters, kind: kind, touchesEncryptedColumns: true, isWrite: isWrite,
+            postFilters: analyzer.postFilters, hiddenTrailingColumns: analyzer.hiddenColumns.count)
+    }
+
+    private func passThrough(_ sql: String, parameterCount: Int, kind: StatementKind, isWrite: Bool) -> StatementPlan {
+        StatementPlan(
+            sql: sql, parameters: (0..<max(parameterCount, 0)).map { .passthrough(.parameter($0)) }, kind: kind,
+            touchesEncryptedColumns: false, isWrite: isWrite, postFilters: [], hiddenTrailingColumns: 0)
+    }
+
+    // MARK: - Statements and tables
+
+    /// Token ranges of the statements, split at `;` (empty statements dropped).
+    private func splitStatements(_ tokens: [SQLToken]) -> [Range<Int>] {
+        var statements: [Range<Int>] = []
+        var start = 0
+        for (index, token) in tokens.enumerated() where token.isPunctuation(";") {
+            if index > start { statements.append(start..<index) }
+            start = index + 1
+        }
+        if tokens.count > start { statements.append(start..<tokens.count) }
+        return statements
+    }
+
+    /// Configured tables whose name appears as an identifier in the statement, in order.
+    func mentionedTables(_ tokens: [SQLToken], _ range: Range<Int>) -> [QualifiedName] {
+        let names = schema.configuredTableNames
+        var found: [QualifiedName] = []
+        for index in range where tokens[index].isName && names.contains(tokens[index].text) {
+            let name = tokens[index].text
+            var candidates = schema.tables.keys.filter { $0.name == name }.sorted { $0.schema < $1.schema }
+            if let preferred = schema.table(named: [name])?.name, let position = candidates.firstIndex(of: preferred) {
+                candidates.swapAt(0, position)
+            }
+            for candidate in candidates where !found.contains(candidate) { found.append(candidate) }
+        }
+        return found
+    }
+
+    /// For text that cannot be tokenized: a configured table whose name appears anywhere in it.
+    private func tableNamedInRawText(_ sql: String) -> QualifiedName? {
+        let lowered = sql.lowercased()
+        return schema.tables.keys.sorted { $0.description < $1.description }.first {
+            lowered.contains($0.name.lowercased())
+        }
+    }
+
+    private static let queryKeywords: Set<String> = ["select", "insert", "update", "delete", "merge", "values", "atomic"]
+
+    /// A statement that is not DML but mentions a configured table: refuse COPY, MERGE, PREPARE,
+    /// DECLARE and anything that names an encrypted column or embeds a query with literals;
+    /// pass the rest (ALTER, DROP, TRUNCATE, GRANT, CREATE INDEX on the blind index, …).
+    private func checkUtility(_ keyword: String, tokens: [SQLToken], range: Range<Int>, mentioned: [QualifiedName])
+        throws(InterceptionError)
+    {
+        let table = mentioned[0]
+        switch keyword {
+        case "copy":
+            throw InterceptionError(
+                .copy, table: table, construct: "COPY",
+                reason: "COPY would move values without encryption; use the library's bulk insert")
+        case "merge":
+            throw InterceptionError(
+                .unsupportedConstruct, table: table, construct: "MERGE",
+                reason: "not supported on configured tables; use INSERT … ON CONFLICT")
+        case "prepare", "declare", "execute", "create", "do", "call", "explain":
+            break
+        default:
+            break
+        }
+        if keyword == "prepare" || keyword == "declare" {
+            throw InterceptionError(
+                .unsupportedConstruct, table: table, construct: keyword.uppercased(),
+                reason: "the statement inside is not analyzed; use the library's prepared statements and cursors")
+        }
+        var hasLiteral = false
+        var hasQuery = false
+        for index in range {
+            let token = tokens[index]
+            switch token.kind {
+            case .string, .number: hasLiteral = true
+            case .identifier where Self.queryKeywords.contains(token.text): hasQuery = true
+            default: break
+            }
+            guard token.isName else { continue }
+            for name in mentioned {
+                if let column = schema.tables[name]?.columns[token.text] {
+                    throw InterceptionError(
+                        .unsupportedConstruct, column: column, construct: "\(keyword.uppercased()) statement naming the column",
+                        reason: "schema changes and server-side code over encrypted columns are not analyzed; "
+                            + "run them outside the application path")
+                }
+            }
+        }
+        if hasLiteral && hasQuery {
+            throw InterceptionError(
+                .unsupportedConstruct, table: table, construct: "\(keyword.uppercased()) statement with an embedded query and literals",
+                reason: "queries inside views, rules and function bodies are not analyzed, and their literals could be plaintext")
+        }
+    }
+
+    // MARK: - Output
+
+    private static func isIdentifierByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39)
+            || byte == 0x5F || byte == 0x24 || byte >= 0x80
+    }
+
+    /// Applies the edits and numbers the parameters in order of appearance.
+    private func assemble(
+        _ sql: String, tokens: [SQLToken], range: Range<Int>, edits: [SQLEdit], firstTable: QualifiedName
+    ) throws(InterceptionError) -> (String, [PlannedParameter]) {
+        var all = edits
+        for index in range {
+            guard case .parameter(let number) = tokens[index].kind else { continue }
+            let span = tokens[index].range
+            let covered = edits.contains {
+                !$0.range.isEmpty && $0.range.lowerBound <= span.lowerBound && span.upperBound <= $0.range.upperBound
+            }
+            if covered { continue }
+            all.append(SQLEdit(range: span, pieces: [.parameter(.passthrough(.parameter(number - 1)))], sequence: all.count))
+        }
+        all.sort { ($0.range.lowerBound, $0.sequence) < ($1.range.lowerBound, $1.sequence) }
+        let bytes = Array(sql.utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count + 64)
+        var cursor = 0
+        var parameters: [PlannedParameter] = []
+        var numbers: [PlannedParameter: Int] = [:]
+        for edit in all {
+            guard edit.range.lowerBound >= cursor else {
+                throw InterceptionError(
+                    .unsupportedConstruct, table: firstTable, construct: "overlapping rewrites",
+                    reason: "the statement could not be rewritten safely")
+            }
+            output += bytes[cursor..<edit.range.lowerBound]
+            for piece in edit.pieces {
+                switch piece {
+                case .text(let text):
+                    output += Array(text.utf8)
+                case .parameter(let parameter):
+                    let number: Int
+                    switch parameter {
+                    case .passthrough, .blindIndex:
+                        if let existing = numbers[parameter] {
+                            number = existing
+                        } else {
+                            parameters.append(parameter)
+                            number = parameters.count
+                            numbers[parameter] = number
+                        }
+                    case .encrypt:
+                        parameters.append(parameter)
+                        number = parameters.count
+                    }
+                    output += Array("$\(number)".utf8)
+                }
+            }
+            cursor = edit.range.upperBound
+            // `$3` directly followed by a letter or digit would lex differently: separate them.
+            if let last = output.last, last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9"), cursor < bytes.count,
+                Self.isIdentifierByte(bytes[cursor])
+            {
+                output.append(UInt8(ascii: " "))
+            }
+        }
+        output += bytes[cursor...]
+        return (String(decoding: output, as: UTF8.self), parameters)
+    }
+}
+
+extension Array {
+    fileprivate subscript(safe index: Int) -> Element? { index >= 0 && index < count ? self[index] : nil }
+}
