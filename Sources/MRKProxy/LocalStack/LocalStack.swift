@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import MRKCluster
+import MRKKMS
+import MRKPostgres
+
+/// Everything MRKProxy needs, running locally: a PostgreSQL primary with a streaming replica,
+/// the embedded KMS with a multi-Region key in a primary region replicated to a replica region,
+/// served over the AWS KMS JSON API on loopback, and the schema from `sql/` loaded.
+///
+/// Used by `mrkproxy demo`, the benchmark and the integration tests. The production code path
+/// is used throughout: the stack's clients are `AWSKMSClient`s talking SigV4 to the server.
+public final class LocalStack: Sendable {
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// Region of the primary database and of the MRK's primary key. Default us-east-1.
+        public var primaryRegion = "us-east-1"
+        /// Region of the replica database and of the MRK's replica key. Default ap-southeast-2.
+        public var replicaRegion = "ap-southeast-2"
+        /// The application database created on the primary. Default `app`.
+        public var database = "app"
+        /// Log every statement the servers receive.
+        public var logAllStatements = false
+        /// Directory holding the `*.sql` schema scripts (loaded in name order).
+        public var sqlDirectory: URL
+        /// Access key id and secret the local KMS accepts (the local-AWS convention).
+        public var accessKeyID = "test"
+        public var secretAccessKey = "test"
+
+        public init(sqlDirectory: URL) { self.sqlDirectory = sqlDirectory }
+    }
+
+    public let configuration: Configuration
+    /// The primary + replica.
+    public let cluster: PostgresCluster
+    /// The embedded KMS, as seen from the primary region.
+    public let kms: LocalKMS
+    /// The KMS HTTP endpoint (`http://127.0.0.1:PORT`).
+    public let kmsEndpoint: URL
+    /// The multi-Region key id (`mrk-…`).
+    public let keyID: String
+    /// Where the KMS state and audit log live.
+    public let directory: URL
+    private let server: KMSHTTPServer
+
+    private init(configuration: Configuration, cluster: PostgresCluster, kms: LocalKMS, server: KMSHTTPServer,
+                 kmsEndpoint: URL, keyID: String, directory: URL) {
+        self.configuration = configuration
+        self.cluster = cluster
+        self.kms = kms
+        self.server = server
+        self.kmsEndpoint = kmsEndpoint
+        self.keyID = keyID
+        self.directory = directory
+    }
+
+    /// Starts the stack. Stop it with `stop()`.
+    public static func start(configuration: Configuration, logger: Logger = noopLogger) async throws -> LocalStack {
+        let scripts = try FileManager.default.contentsOfDirectory(atPath: configuration.sqlDirectory.path)
+            .filter { $0.hasSuffix(".sql") }.sorted()
+        guard !scripts.isEmpty else {
+            throw ProxyError(.configuration, "no .sql scripts in \(configuration.sqlDirectory.path)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mrkproxy-stack-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+
+        var clusterConfiguration = PostgresCluster.Configuration()
+        clusterConfiguration.logAllStatements = configuration.logAllStatements
+        let cluster = try PostgresCluster.fromEnvironmentOrStart(configuration: clusterConfiguration, logger: logger)
+        do {
+            let admin = try PostgresConnection(cluster.primaryURL)
+            if try admin.execute("SELECT 1 FROM pg_database WHERE datname = $1", [.text(configuration.database)]).rowCount == 0 {
+                try admin.execute("CREATE DATABASE \(configuration.database)")
+            }
+            let app = try PostgresConnection(cluster.primaryURL.replacingDatabase(with: configuration.database))
+            for script in scripts {
+                let sql = try String(contentsOf: configuration.sqlDirectory.appendingPathComponent(script), encoding: .utf8)
+                try app.executeScript(sql)
+            }
+
+            let kms = try LocalKMS(configuration: .init(stateFile: directory.appendingPathComponent("kms-state.json").path,
+                                                         auditLogFile: directory.appendingPathComponent("kms-audit.jsonl").path,
+                                                         region: configuration.primaryRegion))
+            let key = try kms.createKey(description: "MRKProxy demo key", multiRegion: true)
+            _ = try kms.replicateKey(keyId: key.keyId, replicaRegion: configuration.replicaRegion)
+            let server = KMSHTTPServer(kms: kms)
+            let port = try await server.start(host: "127.0.0.1", port: 0)
+            try cluster.waitForReplication()
+            return LocalStack(configuration: configuration, cluster: cluster, kms: kms, server: server,
+                              kmsEndpoint: URL(string: "http://127.0.0.1:\(port)")!, keyID: key.keyId, directory: directory)
+        } catch {
+            try? cluster.stop()
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
+    }
+
+    /// Stops the KMS server and the databases and deletes their files.
+    public func stop() async {
+        await server.shutdown()
+        try? cluster.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// URL of the application database on the primary or the replica.
+    public func databaseURL(replica: Bool) -> String {
+        (replica ? cluster.replicaURL : cluster.primaryURL).replacingDatabase(with: configuration.database)
+    }
+
+    /// The key's ARN in `region`.
+    public func keyARN(region: String) -> String {
+        kms.inRegion(region).keyARN(keyID)
+    }
+
+    /// An AWS KMS client (SigV4 over HTTP) for `region`, pointed at the local server.
+    public func kmsClient(region: String) -> AWSKMSClient {
+        AWSKMSClient(configuration: .init(region: region, endpoint: kmsEndpoint, timeout: 5, environment: [:]),
+                     credentialsProvider: StaticCredentialsProvider(AWSCredentials(accessKeyId: configuration.accessKeyID,
+                                                                                   secretAccessKey: configuration.secretAccessKey)))
+    }
+
+    /// A configuration file for this stack (YAML), with `tables` appended verbatim.
+    public func configurationYAML(region: String, tables: String) -> String {
+        """
+        region: \(region)
+        kms:
+          key: \(keyARN(region: configuration.primaryRegion))
+          endpoint: \(kmsEndpoint.absoluteString)
+          cache_ttl: 5m
+        regions:
+          \(configuration.primaryRegion): { database: "\(databaseURL(replica: false))" }
+          \(configuration.replicaRegion): { database: "\(databaseURL(replica: true))", read_only: true }
+        \(tables)
+        """
+    }
+}
+
+extension String {
+    /// This libpq URL with its database name replaced.
+    func replacingDatabase(with name: String) -> String {
+        guard var components = URLComponents(string: self) else { return self }
+        components.path = "/" + name
+        return components.string ?? self
+    }
+}
