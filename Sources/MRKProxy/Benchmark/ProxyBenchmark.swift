@@ -1,0 +1,187 @@
+import Foundation
+import MRKCrypto
+import MRKPostgres
+
+/// `mrkproxy bench`: the same customers inserted and read through MRKProxy, as plaintext through
+/// the same libpq binding, and with pgcrypto's `pgp_sym_encrypt`, side by side in one run.
+public struct ProxyBenchmark: Sendable {
+    /// Figures of one run (all also printed).
+    public struct Report: Sendable, Codable {
+        public var rows: Int
+        public var insertPlainRowsPerSecond: Double
+        public var insertEncryptedRowsPerSecond: Double
+        public var insertPgcryptoRowsPerSecond: Double
+        public var selectPlainRowsPerSecond: Double
+        public var selectEncryptedRowsPerSecond: Double
+        public var selectPgcryptoRowsPerSecond: Double
+        /// Encrypted ÷ plaintext throughput (goal ≥ 0.8).
+        public var insertRatio: Double
+        public var selectRatio: Double
+        /// Encrypted ÷ pgcrypto throughput (goal ≥ 20).
+        public var insertSpeedupOverPgcrypto: Double
+        public var selectSpeedupOverPgcrypto: Double
+        /// KMS calls made during the run, per region (goal ≤ 1 per region for the data path).
+        public var kmsCallsPerRegion: [String: Int]
+        public var sealMicros: Double
+        public var openMicros: Double
+        public var overheadBytesPerValue: Int
+        public var streamRows: Int
+        /// Resident memory before the streaming read, and its peak during it (MiB).
+        public var streamBaselineMemoryMiB: Double
+        public var streamPeakMemoryMiB: Double
+        public var streamRowsPerSecond: Double
+    }
+
+    public var sqlDirectory: URL
+    public var rows = 100_000
+    public var streamRows = 1_000_000
+    public var progress: @Sendable (String) -> Void
+
+    public init(sqlDirectory: URL, rows: Int, streamRows: Int, progress: @escaping @Sendable (String) -> Void) {
+        self.sqlDirectory = sqlDirectory
+        self.rows = rows
+        self.streamRows = streamRows
+        self.progress = progress
+    }
+
+    public func run() async throws -> Report {
+        progress("starting primary + replica and the local KMS…")
+        let stack = try await LocalStack.start(configuration: LocalStack.Configuration(sqlDirectory: sqlDirectory))
+        do {
+            let report = try await measure(stack)
+            await stack.stop()
+            return report
+        } catch {
+            await stack.stop()
+            throw error
+        }
+    }
+
+    private func measure(_ stack: LocalStack) async throws -> Report {
+        let region = "us-east-1"
+        let url = stack.databaseURL(replica: false)
+        let yaml = stack.configurationYAML(region: region, tables: """
+            tables:
+              public.customers:
+                row_identity: id
+                columns:
+                  ssn: { type: text, search: equality }
+                  dob: { type: date }
+            """)
+        let configuration = try ProxyConfiguration.parse(yaml, source: "bench")
+        let keystore = BranchKeyStore(databaseURL: url, kms: stack.kmsClient(region: region), kmsKeyARN: try configuration.keyARN(in: region))
+        try await keystore.create(keyspace: configuration.keyspace)
+        stack.kms.resetAuditEvents()
+        let database = try await EncryptedDatabase.open(configuration: configuration, region: region, kms: stack.kmsClient(region: region))
+        // libpq and the sync API block: measure on a thread of its own.
+        return try await withBlockingThread { [self] in try measureBlocking(stack, database: database, url: url) }
+    }
+
+    private func measureBlocking(_ stack: LocalStack, database: EncryptedDatabase, url: String) throws -> Report {
+        let plain = try PostgresConnection(url)
+        try plain.executeScript("""
+            CREATE EXTENSION IF NOT EXISTS pgcrypto;
+            CREATE TABLE bench_plain (id bigint PRIMARY KEY, name text NOT NULL, email text, ssn text, dob date);
+            CREATE TABLE bench_pgcrypto (id bigint PRIMARY KEY, name text NOT NULL, email text, ssn bytea, dob bytea);
+            """)
+        let data: [BenchRow] = (1...rows).map(BenchRow.init)
+        let encrypted = try database.connect()
+
+        // Inserts: the same pipelined, prepared INSERT through the same binding.
+        progress("insert \(rows) rows: plaintext…")
+        let insertPlain = try time {
+            try plain.prepare(name: "ins", sql: "INSERT INTO bench_plain (id, name, email, ssn, dob) VALUES ($1, $2, $3, $4, $5)")
+            _ = try plain.pipeline(data.map { PostgresStatement(prepared: "ins", [.int($0.id), .text($0.name), .text($0.email), .text($0.ssn), .text($0.dob)]) })
+        }
+        progress("insert \(rows) rows: MRKProxy (ssn + blind index + dob encrypted)…")
+        let insertEncrypted = try time {
+            try encrypted.batch("INSERT INTO customers (id, name, email, ssn, dob) VALUES ($1, $2, $3, $4, $5)",
+                                data.map { row -> [SQLValue] in [.int(row.id), .text(row.name), .text(row.email), .text(row.ssn), .text(row.dob)] })
+        }
+        progress("insert \(rows) rows: pgcrypto pgp_sym_encrypt…")
+        let insertPgcrypto = try time {
+            try plain.prepare(name: "insp", sql: """
+                INSERT INTO bench_pgcrypto (id, name, email, ssn, dob)
+                VALUES ($1, $2, $3, pgp_sym_encrypt($4, 'bench-secret'), pgp_sym_encrypt($5, 'bench-secret'))
+                """)
+            _ = try plain.pipeline(data.map { PostgresStatement(prepared: "insp", [.int($0.id), .text($0.name), .text($0.email), .text($0.ssn), .text($0.dob)]) })
+        }
+
+        // Selects: every row, all columns.
+        progress("select \(rows) rows: plaintext…")
+        let selectPlain = try time { _ = try plain.execute("SELECT id, name, email, ssn, dob FROM bench_plain") }
+        progress("select \(rows) rows: MRKProxy (decrypting)…")
+        let selectEncrypted = try time { _ = try encrypted.query("SELECT id, name, email, ssn, dob FROM customers") }
+        progress("select \(rows) rows: pgcrypto pgp_sym_decrypt…")
+        let selectPgcrypto = try time {
+            _ = try plain.execute("SELECT id, name, email, pgp_sym_decrypt(ssn, 'bench-secret'), pgp_sym_decrypt(dob, 'bench-secret') FROM bench_pgcrypto")
+        }
+
+        // Streaming memory: load streamRows more rows with COPY, then stream them all.
+        progress("COPY \(streamRows) more encrypted rows for the streaming read…")
+        try encrypted.copyIn(into: "customers", columns: ["id", "name", "ssn", "dob"], rows: (1...streamRows).lazy.map { i -> [SQLValue] in
+            [.int(rows + i), .text("Streamed \(i)"), .text(String(format: "%03d-%02d-%04d", i % 1000, i % 100, i % 10000)), .text("2000-01-01")]
+        })
+        progress("streaming \(rows + streamRows) rows through MRKProxy…")
+        let baseline = PeakMemory.resetAndRead()
+        var streamed = 0
+        let streamTime = try time {
+            streamed = try encrypted.stream("SELECT id, name, ssn, dob FROM customers") { row in
+                if case .null = row[2] { throw ProxyError(.integrity, "unexpected NULL") }
+            }
+        }
+        let peak = PeakMemory.read()
+
+        let crypto = try CryptoBenchmark.run(iterations: 200_000)
+        var calls: [String: Int] = [:]
+        for event in stack.kms.auditEvents() { calls[event.region, default: 0] += 1 }
+
+        func rate(_ seconds: Double) -> Double { Double(rows) / seconds }
+        return Report(
+            rows: rows,
+            insertPlainRowsPerSecond: rate(insertPlain), insertEncryptedRowsPerSecond: rate(insertEncrypted),
+            insertPgcryptoRowsPerSecond: rate(insertPgcrypto),
+            selectPlainRowsPerSecond: rate(selectPlain), selectEncryptedRowsPerSecond: rate(selectEncrypted),
+            selectPgcryptoRowsPerSecond: rate(selectPgcrypto),
+            insertRatio: insertPlain / insertEncrypted, selectRatio: selectPlain / selectEncrypted,
+            insertSpeedupOverPgcrypto: insertPgcrypto / insertEncrypted, selectSpeedupOverPgcrypto: selectPgcrypto / selectEncrypted,
+            kmsCallsPerRegion: calls,
+            sealMicros: crypto.compactSealMicros, openMicros: crypto.compactOpenMicros, overheadBytesPerValue: crypto.compactOverheadBytes,
+            streamRows: streamed, streamBaselineMemoryMiB: Double(baseline) / 1_048_576, streamPeakMemoryMiB: Double(peak) / 1_048_576,
+            streamRowsPerSecond: Double(streamed) / streamTime)
+    }
+
+    private struct BenchRow {
+        let id: Int, name: String, email: String, ssn: String, dob: String
+        init(_ i: Int) {
+            id = i
+            name = "Customer \(i)"
+            email = "c\(i)@example.com"
+            ssn = String(format: "%03d-%02d-%04d", i % 1000, i % 100, i % 10000)
+            dob = String(format: "19%02d-%02d-%02d", i % 100, i % 12 + 1, i % 28 + 1)
+        }
+    }
+
+    private func time(_ body: () throws -> Void) throws -> Double {
+        let clock = ContinuousClock()
+        let elapsed = try clock.measure(body)
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+}
+
+/// Peak resident memory (VmHWM) from /proc, with a reset (writing 5 to clear_refs).
+enum PeakMemory {
+    static func resetAndRead() -> Int {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+        return read()
+    }
+
+    static func read() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            return kb * 1024
+        }
+        return 0
+    }
+}

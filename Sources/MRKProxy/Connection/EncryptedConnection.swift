@@ -1,0 +1,348 @@
+import Foundation
+import Logging
+import MRKCrypto
+import MRKPostgres
+
+/// A connection through which encrypted columns are written encrypted and read decrypted.
+///
+/// Statements are parsed before they are sent: values for encrypted columns (parameters and
+/// literals) are sealed in the app, equality searches on searchable columns are rewritten to
+/// blind indexes, and statements MRKProxy cannot keep correct are refused without sending
+/// anything. Result columns that come from encrypted columns (by source table and column, so
+/// aliases, joins, `RETURNING` and `SELECT *` work) are decrypted back to their type.
+///
+/// Like the underlying libpq connection it is used by one thread at a time. From async code use
+/// `EncryptedConnectionPool`.
+public final class EncryptedConnection {
+    /// The region's MRKProxy this connection belongs to.
+    public let database: EncryptedDatabase
+    let connection: PostgresConnection
+    let interceptor: SQLInterceptor
+    private var ciphers: [CipherKey: ColumnCipher] = [:]
+    private var indexKeys: [String: SecretBytes] = [:]
+    private var active: (version: UInt32, checkedAt: ContinuousClock.Instant)?
+    private let clock = ContinuousClock()
+    private var preparedCount = 0
+
+    private struct CipherKey: Hashable {
+        let column: String
+        let keyID: CompactKeyID
+    }
+
+    init(database: EncryptedDatabase) throws {
+        self.database = database
+        do {
+            connection = try PostgresConnection(database.databaseURL, logger: database.logger)
+        } catch let error as PostgresError {
+            throw ProxyError(.database, "cannot connect to the \(database.region) database: \(error.message)")
+        }
+        interceptor = SQLInterceptor(schema: database.configuration.schema)
+    }
+
+    // MARK: Statements
+
+    /// Runs one statement and returns its rows (decrypted).
+    ///
+    /// - Parameters:
+    ///   - sql: one statement with `$1`, `$2`… placeholders.
+    ///   - values: the placeholder values.
+    /// - Throws: `ProxyError` — `.refused` (nothing was sent), `.readOnlyRegion`, `.invalidValue`,
+    ///   `.integrity` (a stored value failed to decrypt), `.database` (with SQLSTATE).
+    @discardableResult
+    public func query(_ sql: String, _ values: [SQLValue] = []) throws -> QueryResult {
+        let plan = try planned(sql, values.count)
+        let parameters = try bind(plan, values)
+        let result = try run { try connection.execute(plan.sql, parameters) }
+        return try decode(result, plan: plan)
+    }
+
+    /// Runs one statement and returns the number of rows it affected.
+    @discardableResult
+    public func execute(_ sql: String, _ values: [SQLValue] = []) throws -> Int {
+        try query(sql, values).affectedRows ?? 0
+    }
+
+    /// Runs a query and hands rows to `body` one at a time, in constant memory.
+    ///
+    /// - Returns: the number of rows.
+    @discardableResult
+    public func stream(_ sql: String, _ values: [SQLValue] = [], _ body: (Row) throws -> Void) throws -> Int {
+        let plan = try planned(sql, values.count)
+        let parameters = try bind(plan, values)
+        var decoder: ResultDecoder?
+        return try run {
+            try connection.stream(plan.sql, parameters) { row in
+                if decoder == nil { decoder = try ResultDecoder(columns: row.result.columns, plan: plan, connection: self) }
+                if let decoded = try decoder!.decodeRow(row.result, 0) { try body(decoded) }
+            }
+        }
+    }
+
+    /// Runs `body` in a transaction: committed if it returns, rolled back if it throws.
+    public func transaction<R>(_ body: (EncryptedConnection) throws -> R) throws -> R {
+        try execute("BEGIN")
+        do {
+            let value = try body(self)
+            try execute("COMMIT")
+            return value
+        } catch {
+            if connection.transactionStatus != .idle { _ = try? connection.execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Parses and prepares `sql` once; execute it many times with `PreparedStatement.query`.
+    public func prepare(_ sql: String, parameterCount: Int) throws -> PreparedStatement {
+        let plan = try planned(sql, parameterCount)
+        preparedCount += 1
+        let name = "mrkproxy_\(preparedCount)"
+        try run { try connection.prepare(name: name, sql: plan.sql, parameterTypes: plan.parameters.map(\.wireType)) }
+        return PreparedStatement(connection: self, name: name, plan: plan, parameterCount: parameterCount)
+    }
+
+    /// Runs `sql` once per element of `rows`, pipelined (one round trip for the batch), as one
+    /// transaction unless a transaction is already open. Values are encrypted on the fly.
+    ///
+    /// - Returns: the total number of rows affected.
+    @discardableResult
+    public func batch(_ sql: String, _ rows: [[SQLValue]]) throws -> Int {
+        guard let first = rows.first else { return 0 }
+        let statement = try prepare(sql, parameterCount: first.count)
+        var failure: Error?
+        let statements = rows.lazy.compactMap { values -> PostgresStatement? in
+            guard failure == nil else { return nil }
+            do {
+                return PostgresStatement(prepared: statement.name, try self.bind(statement.plan, values))
+            } catch {
+                failure = error
+                return nil
+            }
+        }
+        let results = try run { try connection.pipeline(statements) }
+        if let failure { throw failure }
+        return results.reduce(0) { $0 + ($1.affectedRows ?? 0) }
+    }
+
+    /// Bulk-loads rows into a table with `COPY … FROM STDIN`, encrypting configured columns (and
+    /// computing their blind indexes) on the fly.
+    ///
+    /// - Parameters:
+    ///   - table: the table (`name` or `schema.name`).
+    ///   - columns: the columns given in each row, in order. For a table with `row_identity`, the
+    ///     identity column must be among them.
+    ///   - rows: the values.
+    /// - Returns: the number of rows loaded.
+    @discardableResult
+    public func copyIn(into table: String, columns: [String], rows: some Sequence<[SQLValue]>) throws -> Int {
+        guard !database.isReadOnly else { throw readOnlyError() }
+        let copy = try CopyPlan(table: table, columns: columns, schema: database.configuration.schema)
+        return try run {
+            try connection.copyIn(copy.sql) { writer in
+                for values in rows {
+                    guard values.count == columns.count else {
+                        throw ProxyError(.invalidValue, "copyIn: a row has \(values.count) values for \(columns.count) columns")
+                    }
+                    var fields: [String?] = []
+                    fields.reserveCapacity(copy.output.count)
+                    for output in copy.output {
+                        switch output {
+                        case .plain(let i): fields.append(values[i].postgresText)
+                        case .encrypt(let i, let column, let identity):
+                            let parameter = try seal(values[i], column: column, rowIdentity: identity.map { values[$0] })
+                            fields.append(parameter.bytes.map { ByteaText.encode($0) })
+                        case .blindIndex(let i, let column):
+                            fields.append(try blindIndex(values[i], column: column).map { ByteaText.encode($0) })
+                        }
+                    }
+                    try writer.appendTextRow(fields)
+                }
+            }
+        }
+    }
+
+    /// The primary's current WAL position, to pass to `EncryptedDatabase.waitForReplication(of:)`
+    /// in another region after writing (read-your-writes).
+    public func currentWALPosition() throws -> LSN {
+        try run { try connection.currentWALPosition() }
+    }
+
+    // MARK: Planning and binding
+
+    func planned(_ sql: String, _ parameterCount: Int) throws -> StatementPlan {
+        let plan: StatementPlan
+        do {
+            plan = try interceptor.plan(sql, parameterCount: parameterCount)
+        } catch {
+            let text = error.description
+            throw ProxyError(.refused, text.hasPrefix("refused: ") ? String(text.dropFirst(9)) : text)
+        }
+        if plan.isWrite && database.isReadOnly { throw readOnlyError() }
+        return plan
+    }
+
+    private func readOnlyError() -> ProxyError {
+        ProxyError(.readOnlyRegion, "\(database.region) is a read-only replica region; write through the primary region "
+                   + "\(database.configuration.primaryRegion)")
+    }
+
+    func bind(_ plan: StatementPlan, _ values: [SQLValue]) throws -> [PostgresParameter] {
+        func resolve(_ source: ValueSource) throws -> SQLValue {
+            switch source {
+            case .null: return .null
+            case .literal(let literal): return literal.value
+            case .parameter(let index):
+                guard index < values.count else {
+                    throw ProxyError(.invalidValue, "the statement uses $\(index + 1) but \(values.count) values were given")
+                }
+                return values[index]
+            }
+        }
+        return try plan.parameters.map { planned -> PostgresParameter in
+            switch planned {
+            case .passthrough(let source):
+                return try resolve(source).parameter
+            case .encrypt(let source, let column, let identity):
+                return try seal(resolve(source), column: column, rowIdentity: identity.map(resolve))
+            case .blindIndex(let source, let column):
+                return try blindIndex(resolve(source), column: column).map(PostgresParameter.bytea) ?? .null
+            }
+        }
+    }
+
+    /// Seals `value` for `column` under the active branch key.
+    func seal(_ value: SQLValue, column: EncryptedColumn, rowIdentity: SQLValue?) throws -> PostgresParameter {
+        if value.isNull { return .null }
+        let table = database.catalog.tables.values.first { $0.spec.name == column.table }?.spec
+        var identityBytes: [UInt8]?
+        if let identityColumn = table?.rowIdentity {
+            guard let rowIdentity, let text = rowIdentity.postgresText else {
+                throw ProxyError(.invalidValue, "\(column.table).\(column.name) is bound to its row: the row's \(identityColumn) must be given")
+            }
+            identityBytes = Array(text.utf8)
+        }
+        var plaintext = try ColumnCodec.encode(value, as: column.type, column: "\(column.table).\(column.name)")
+        defer { zeroize(&plaintext) }
+        if column.format == .esdk {
+            var text = try ColumnCodec.text(of: plaintext, as: column.type)
+            defer { zeroize(&text) }
+            let esdk = try database.esdkColumns()
+            return .bytea(try esdk.seal(text, column: column) { try database.blocking($0) })
+        }
+        let cipher = try activeCipher(for: column)
+        let context = ColumnContext(table: column.table.aadName, column: column.name, rowIdentity: identityBytes)
+        return .bytea(try cipher.seal(plaintext, type: column.type.plaintextType, context: context))
+    }
+
+    /// The blind index of `value` for a searchable column; nil for NULL.
+    func blindIndex(_ value: SQLValue, column: EncryptedColumn) throws -> [UInt8]? {
+        if value.isNull { return nil }
+        var plaintext = [column.type.plaintextType.rawValue]
+        plaintext += try ColumnCodec.encode(value, as: column.type, column: "\(column.table).\(column.name)")
+        defer { zeroize(&plaintext) }
+        let mac = HMAC.sha256(key: try indexKey(for: column), data: plaintext)
+        return Array(mac.prefix(column.blindIndexBits / 8))
+    }
+
+    // MARK: Keys
+
+    private func activeCipher(for column: EncryptedColumn) throws -> ColumnCipher {
+        let ttl = database.configuration.kms.cacheTTL
+        if active == nil || clock.now - active!.checkedAt >= ttl {
+            active = (try database.activeVersion(), clock.now)
+        }
+        return try cipher(for: column, keyID: CompactKeyID(keyspace: database.keyspaceID, version: active!.version))
+    }
+
+    func cipher(for column: EncryptedColumn, keyID: CompactKeyID) throws -> ColumnCipher {
+        let cacheKey = CipherKey(column: "\(column.table).\(column.name)", keyID: keyID)
+        if let cipher = ciphers[cacheKey] { return cipher }
+        guard keyID.keyspace == database.keyspaceID else {
+            throw ProxyError(.integrity, "a value of \(column.table).\(column.name) was sealed under keyspace \(keyID.keyspace), not the configured keyspace \(database.keyspaceID)")
+        }
+        let branch = try database.branchKey(version: keyID.version, keyspaceID: keyID.keyspace)
+        let dataKey = try KeyDerivation.columnKey(branchKey: branch, table: column.table.aadName, column: column.name)
+        let cipher = try ColumnCipher(dataKey: dataKey, keyID: keyID)
+        ciphers[cacheKey] = cipher
+        return cipher
+    }
+
+    private func indexKey(for column: EncryptedColumn) throws -> SecretBytes {
+        let name = "\(column.table).\(column.name)"
+        if let key = indexKeys[name] { return key }
+        let beacon = try database.branchKey(version: 0, keyspaceID: database.keyspaceID)
+        let key = try KeyDerivation.blindIndexKey(beaconKey: beacon, table: column.table.aadName, column: column.name)
+        indexKeys[name] = key
+        return key
+    }
+
+    // MARK: Results
+
+    private func decode(_ result: PostgresResult, plan: StatementPlan) throws -> QueryResult {
+        let decoder = try ResultDecoder(columns: result.columns, plan: plan, connection: self)
+        var rows: [Row] = []
+        rows.reserveCapacity(result.rowCount)
+        for index in 0..<result.rowCount {
+            if let row = try decoder.decodeRow(result, index) { rows.append(row) }
+        }
+        return QueryResult(columns: decoder.names, rows: rows, commandTag: result.commandTag, affectedRows: result.affectedRows)
+    }
+
+    /// Runs a libpq call, turning its errors into `ProxyError`s.
+    func run<R>(_ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch let error as PostgresError {
+            var reason = error.message
+            if let index = error.statementIndex { reason += " (batch row \(index))" }
+            throw ProxyError(.database, reason, sqlState: error.sqlState)
+        }
+    }
+}
+
+/// A statement parsed and prepared once (`EncryptedConnection.prepare`).
+public final class PreparedStatement {
+    unowned let connection: EncryptedConnection
+    let name: String
+    let plan: StatementPlan
+    let parameterCount: Int
+
+    init(connection: EncryptedConnection, name: String, plan: StatementPlan, parameterCount: Int) {
+        self.connection = connection
+        self.name = name
+        self.plan = plan
+        self.parameterCount = parameterCount
+    }
+
+    /// Executes the statement with `values`.
+    @discardableResult
+    public func query(_ values: [SQLValue]) throws -> QueryResult {
+        let parameters = try connection.bind(plan, values)
+        let result = try connection.run { try connection.connection.executePrepared(name: name, parameters) }
+        let decoder = try ResultDecoder(columns: result.columns, plan: plan, connection: connection)
+        var rows: [Row] = []
+        for index in 0..<result.rowCount {
+            if let row = try decoder.decodeRow(result, index) { rows.append(row) }
+        }
+        return QueryResult(columns: decoder.names, rows: rows, commandTag: result.commandTag, affectedRows: result.affectedRows)
+    }
+}
+
+/// Key derivation below the branch keys (HKDF-SHA256, distinct labels per purpose and column).
+enum KeyDerivation {
+    /// The data key of one column under one branch-key version.
+    static func columnKey(branchKey: SecretBytes, table: String, column: String) throws -> SecretBytes {
+        try derive(branchKey, label: "mrkproxy/v1/column-key", table: table, column: column)
+    }
+
+    /// The blind-index (HMAC) key of one column, from the keyspace's beacon key.
+    static func blindIndexKey(beaconKey: SecretBytes, table: String, column: String) throws -> SecretBytes {
+        try derive(beaconKey, label: "mrkproxy/v1/blind-index", table: table, column: column)
+    }
+
+    private static func derive(_ key: SecretBytes, label: String, table: String, column: String) throws -> SecretBytes {
+        let info = Array(label.utf8) + [0] + Array(table.utf8) + [0] + Array(column.utf8)
+        return try key.withUnsafeBytes { ikm in
+            try HKDF.deriveKey(.sha256, ikm: ikm, salt: [UInt8](), info: info, length: 32)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import MRKCrypto
+import MRKPostgres
+
+/// Rows returned by a statement, with encrypted columns decrypted.
+public struct QueryResult: Sendable {
+    /// Column names, in order.
+    public let columns: [String]
+    /// The rows.
+    public let rows: [Row]
+    /// The command tag (`SELECT 3`, `INSERT 0 1`…).
+    public let commandTag: String
+    /// Rows affected, for INSERT/UPDATE/DELETE/SELECT.
+    public let affectedRows: Int?
+}
+
+/// One row: values by index or column name, with typed accessors.
+public struct Row: Sendable {
+    /// Column names (shared by every row of a result).
+    public let columns: [String]
+    /// The values, in column order.
+    public let values: [SQLValue]
+
+    /// The value at `index`.
+    public subscript(index: Int) -> SQLValue { values[index] }
+
+    /// The value of the first column named `name` (`.null` if there is none).
+    public subscript(name: String) -> SQLValue {
+        columns.firstIndex(of: name).map { values[$0] } ?? .null
+    }
+
+    /// `name` as a string (any non-NULL value in its text form).
+    public func string(_ name: String) -> String? { self[name].postgresText }
+    /// `name` as an integer.
+    public func int(_ name: String) -> Int? {
+        switch self[name] {
+        case .int(let i): i
+        case .text(let s): Int(s)
+        default: nil
+        }
+    }
+    /// `name` as a date/instant.
+    public func date(_ name: String) -> Date? {
+        if case .date(let d) = self[name] { return d }
+        return nil
+    }
+    /// `name` as bytes.
+    public func bytes(_ name: String) -> [UInt8]? {
+        if case .bytes(let b) = self[name] { return b }
+        return nil
+    }
+}
+
+/// Decodes result rows: encrypted columns (recognised by source table OID and column number) are
+/// opened and checked against the row they are in; other columns are typed by their OID.
+struct ResultDecoder {
+    enum Slot {
+        case plain(PostgresOID)
+        case encrypted(EncryptedColumn, table: String, identityIndex: Int?)
+    }
+
+    let names: [String]
+    let slots: [Slot]
+    unowned let connection: EncryptedConnection
+
+    init(columns: [PostgresColumn], plan: StatementPlan, connection: EncryptedConnection) throws {
+        self.connection = connection
+        names = columns.map(\.name)
+        slots = try columns.map { column -> Slot in
+            guard let (table, spec) = connection.database.catalog.encryptedColumn(column) else { return .plain(column.type) }
+            var identityIndex: Int?
+            if let identity = table.rowIdentity {
+                let candidates = columns.indices.filter { columns[$0].tableOID == column.tableOID && columns[$0].tableColumn == identity }
+                guard let first = candidates.first else {
+                    throw ProxyError(.refused, "reading \(table.spec.name).\(spec.name) needs the row identity column \(table.spec.rowIdentity!) in the same result (row_identity is configured)")
+                }
+                identityIndex = first
+            }
+            return .encrypted(spec, table: "\(table.spec.name)", identityIndex: identityIndex)
+        }
+    }
+
+    /// Decodes row `index` of `result`.
+    func decodeRow(_ result: PostgresResult, _ index: Int) throws -> Row? {
+        var values: [SQLValue] = []
+        values.reserveCapacity(slots.count)
+        for (column, slot) in slots.enumerated() {
+            switch slot {
+            case .plain(let oid):
+                values.append(result.string(row: index, column: column).map { SQLValue(postgresText: $0, oid: oid) } ?? .null)
+            case .encrypted(let spec, let table, let identityIndex):
+                guard let sealed = try result.bytea(row: index, column: column) else { values.append(.null); continue }
+                let identity = identityIndex.flatMap { result.string(row: index, column: $0) }.map { Array($0.utf8) }
+                if identityIndex != nil && identity == nil {
+                    throw ProxyError(.integrity, "\(table).\(spec.name) holds a value in a row whose row identity is NULL")
+                }
+                values.append(try open(sealed, column: spec, table: table, rowIdentity: identity))
+            }
+        }
+        return Row(columns: names, values: values)
+    }
+
+    private func open(_ sealed: [UInt8], column: EncryptedColumn, table: String, rowIdentity: [UInt8]?) throws -> SQLValue {
+        let failure = ProxyError(.integrity, "a value of \(table).\(column.name) failed to decrypt: it was altered, or copied from another row or column")
+        if column.format == .esdk {
+            let esdk = try connection.database.esdkColumns()
+            do {
+                let text = try esdk.open(sealed, column: column) { try connection.database.blocking($0) }
+                return try ColumnCodec.value(ofText: text, as: column.type)
+            } catch let error as ProxyError {
+                throw error
+            } catch {
+                throw failure
+            }
+        }
+        guard let header = try? CompactEnvelope.header(of: sealed) else { throw failure }
+        let cipher = try connection.cipher(for: column, keyID: header.keyID)
+        guard let opened = try? cipher.open(sealed, context: ColumnContext(table: column.table.aadName, column: column.name, rowIdentity: rowIdentity)) else {
+            throw failure
+        }
+        return try ColumnCodec.decode(opened.bytes, as: opened.type)
+    }
+}
