@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import MRKProxy
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark MRKProxy against plaintext and pgcrypto (build with -c release).")
+
+    @Option(help: "Rows to insert and select in each variant.")
+    var rows = 100_000
+
+    @Option(help: "Extra rows for the streaming-memory measurement.")
+    var streamRows = 1_000_000
+
+    @Flag(help: "Print all figures as one JSON object.")
+    var json = false
+
+    @Option(help: "Directory of the schema scripts.")
+    var sqlDirectory: String?
+
+    func run() async throws {
+        guard rows > 0, streamRows > 0 else { throw ValidationError("--rows and --stream-rows must be positive") }
+        let quiet = json || isatty(STDERR_FILENO) == 0
+        let benchmark = ProxyBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: rows, streamRows: streamRows) { line in
+            if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) }
+        }
+        let report = try await benchmark.run()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        func f(_ value: Double) -> String { String(format: "%.0f", value) }
+        func r(_ value: Double) -> String { String(format: "%.2f×", value) }
+        print("""
+            MRKProxy benchmark (\(report.rows) rows; \(ProcessInfo.processInfo.activeProcessorCount) cores)
+                                  plaintext   MRKProxy    pgcrypto    MRKProxy/plain  MRKProxy/pgcrypto
+            insert rows/s         \(f(report.insertPlainRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.insertEncryptedRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.insertPgcryptoRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(r(report.insertRatio).padding(toLength: 16, withPad: " ", startingAt: 0))\(r(report.insertSpeedupOverPgcrypto))
+            select rows/s         \(f(report.selectPlainRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.selectEncryptedRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.selectPgcryptoRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(r(report.selectRatio).padding(toLength: 16, withPad: " ", startingAt: 0))\(r(report.selectSpeedupOverPgcrypto))
+            seal / open           \(String(format: "%.2f", report.sealMicros)) µs / \(String(format: "%.2f", report.openMicros)) µs per value, \(report.overheadBytesPerValue) bytes overhead
+            KMS calls             \(report.kmsCallsPerRegion.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
+            streaming read        \(report.streamRows) rows at \(f(report.streamRowsPerSecond)) rows/s, peak RSS \(String(format: "%.0f", report.streamPeakMemoryMiB)) MiB (\(String(format: "%.0f", report.streamBaselineMemoryMiB)) MiB before)
+            """)
+    }
+}

@@ -1,0 +1,225 @@
+import ArgumentParser
+import Foundation
+import MRKProxy
+
+struct SQLCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sql",
+        abstract: "Run SQL through MRKProxy (encrypting and decrypting the configured columns).",
+        discussion: "With neither -c nor -f, starts an interactive shell (\\d lists tables, \\d TABLE describes one, \\s shows history, \\q quits).")
+
+    @Option(help: "The MRKProxy configuration file.")
+    var config: String
+
+    @Option(help: "The region to run in (default: the configuration's region; MRKPROXY_REGION overrides the file).")
+    var region: String?
+
+    @Option(name: .customShort("c"), help: "SQL to run (one or more statements separated by ';').")
+    var command: String?
+
+    @Option(name: .customShort("f"), help: "A file of SQL statements to run.")
+    var file: String?
+
+    @Flag(help: "Print each statement's rows as one JSON array of objects.")
+    var json = false
+
+    @Flag(help: "Print rows as CSV with a header line.")
+    var csv = false
+
+    func validate() throws {
+        if command != nil && file != nil { throw ValidationError("give -c or -f, not both") }
+        if json && csv { throw ValidationError("give --json or --csv, not both") }
+    }
+
+    func run() async throws {
+        let configuration = try ProxyConfiguration.load(path: config)
+        let region = region ?? configuration.region
+        let database = try await EncryptedDatabase.open(configuration: configuration, region: region,
+                                                        kms: configuration.kmsClient(region: region))
+        let shell = Shell(connection: try database.connect(), configuration: configuration,
+                          format: json ? .json : csv ? .csv : .table)
+        if let command {
+            try shell.runScript(command)
+        } else if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file)") }
+            try shell.runScript(text)
+        } else {
+            shell.interactive(region: region)
+        }
+    }
+}
+
+/// Runs statements and prints results psql-style, as JSON or as CSV.
+final class Shell {
+    enum Format { case table, json, csv }
+    let connection: EncryptedConnection
+    let configuration: ProxyConfiguration
+    let format: Format
+
+    init(connection: EncryptedConnection, configuration: ProxyConfiguration, format: Format) {
+        self.connection = connection
+        self.configuration = configuration
+        self.format = format
+    }
+
+    /// Runs every statement; stops at the first error (printed as one line, exit status 1).
+    func runScript(_ text: String) throws {
+        do {
+            for statement in try SQLScript.statements(text) { try runStatement(statement) }
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    func runStatement(_ sql: String) throws {
+        let result = try connection.query(sql)
+        if result.columns.isEmpty {
+            if format == .table { print(result.commandTag) }
+            return
+        }
+        switch format {
+        case .table: printTable(result)
+        case .json: print(ResultFormatter.json(result))
+        case .csv: print(ResultFormatter.csv(result), terminator: "")
+        }
+    }
+
+    func printTable(_ result: QueryResult) {
+        let cells = result.rows.map { $0.values.map { $0.postgresText ?? "" } }
+        var widths = result.columns.map(\.count)
+        for row in cells { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        func line(_ values: [String], alignRight: [Bool]) -> String {
+            values.enumerated().map { i, value in
+                let padding = String(repeating: " ", count: widths[i] - value.count)
+                return " " + (alignRight[i] ? padding + value : value + padding) + " "
+            }.joined(separator: "|")
+        }
+        let numeric = result.columns.indices.map { i in
+            result.rows.allSatisfy { row in
+                switch row.values[i] { case .int, .double, .decimal, .null: true; default: false }
+            } && !result.rows.isEmpty
+        }
+        print(line(result.columns, alignRight: result.columns.map { _ in false }))
+        print(widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "+"))
+        for row in cells { print(line(row, alignRight: numeric)) }
+        print("(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s"))")
+    }
+
+    func interactive(region: String) {
+        let historyFile = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".mrkproxy_history").path
+        var history = ((try? String(contentsOfFile: historyFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        print("MRKProxy SQL shell — region \(region)\(connection.database.isReadOnly ? " (read-only replica)" : ""). \\q quits, \\d lists tables.")
+        var buffer = ""
+        while true {
+            print(buffer.isEmpty ? "mrkproxy(\(region))=> " : "mrkproxy(\(region))-> ", terminator: "")
+            fflush(nil)
+            guard let line = readLine() else { print(""); break }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if buffer.isEmpty && trimmed.hasPrefix("\\") {
+                if trimmed == "\\q" { break }
+                meta(trimmed, history: history)
+                continue
+            }
+            buffer += (buffer.isEmpty ? "" : "\n") + line
+            guard SQLScript.isComplete(buffer) else { continue }
+            history.append(buffer.replacingOccurrences(of: "\n", with: " "))
+            try? (history.suffix(500).joined(separator: "\n") + "\n").write(toFile: historyFile, atomically: true, encoding: .utf8)
+            do {
+                for statement in try SQLScript.statements(buffer) { try runStatement(statement) }
+            } catch {
+                print("error: \(error)")
+            }
+            buffer = ""
+        }
+    }
+
+    private func meta(_ command: String, history: [String]) {
+        let parts = command.split(separator: " ", maxSplits: 1).map(String.init)
+        do {
+            switch parts[0] {
+            case "\\d" where parts.count == 1:
+                try runStatement("""
+                    SELECT table_schema AS schema, table_name AS name, table_type AS type FROM information_schema.tables
+                    WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2
+                    """)
+            case "\\d":
+                let name = parts[1].lowercased()
+                let qualified = name.contains(".") ? name : "public." + name
+                let encrypted = configuration.tables.first { "\($0.key.schema).\($0.key.name)" == qualified }?.value
+                let result = try connection.query("""
+                    SELECT column_name, data_type FROM information_schema.columns
+                    WHERE table_schema || '.' || table_name = $1 ORDER BY ordinal_position
+                    """, [.text(qualified)])
+                print(" column".padding(toLength: 20, withPad: " ", startingAt: 0) + "| type       | MRKProxy")
+                for row in result.rows {
+                    let column = row.string("column_name") ?? ""
+                    var note = ""
+                    if let spec = encrypted?.columns[column] {
+                        note = "encrypted \(spec.type.rawValue)" + (spec.search == .equality ? ", searchable (= / IN)" : "")
+                    } else if encrypted?.columns.values.contains(where: { $0.blindIndexColumn == column }) == true {
+                        note = "blind index"
+                    } else if encrypted?.rowIdentity == column {
+                        note = "row identity"
+                    }
+                    print(" " + column.padding(toLength: 19, withPad: " ", startingAt: 0) + "| "
+                          + (row.string("data_type") ?? "").padding(toLength: 11, withPad: " ", startingAt: 0) + "| " + note)
+                }
+            case "\\s":
+                for (i, entry) in history.enumerated() { print(String(format: "%4d  ", i + 1) + entry) }
+            default:
+                print("unknown command \(parts[0]) (\\d, \\d TABLE, \\s, \\q)")
+            }
+        } catch {
+            print("error: \(error)")
+        }
+    }
+}
+
+/// JSON and CSV renderings of results.
+enum ResultFormatter {
+    static func json(_ result: QueryResult) -> String {
+        let rows = result.rows.map { row in
+            "{" + zip(result.columns, row.values).map { "\(quote($0)):\(jsonValue($1))" }.joined(separator: ",") + "}"
+        }
+        return "[" + rows.joined(separator: ",") + "]"
+    }
+
+    static func jsonValue(_ value: SQLValue) -> String {
+        switch value {
+        case .null: "null"
+        case .int(let i): String(i)
+        case .double(let d): d.isFinite ? String(d) : quote(String(d))
+        case .decimal(let d): d.description
+        case .bool(let b): b ? "true" : "false"
+        case .json(let s): s
+        default: quote(value.postgresText ?? "")
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    static func csv(_ result: QueryResult) -> String {
+        func field(_ s: String) -> String {
+            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
+        var out = result.columns.map(field).joined(separator: ",") + "\n"
+        for row in result.rows { out += row.values.map { field($0.postgresText ?? "") }.joined(separator: ",") + "\n" }
+        return out
+    }
+}
