@@ -6,7 +6,7 @@ struct SQLCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sql",
         abstract: "Run SQL through MRKProxy (encrypting and decrypting the configured columns).",
-        discussion: "With neither -c nor -f, starts an interactive shell (\\d lists tables, \\d TABLE describes one, \\s shows history, \\q quits).")
+        discussion: "With neither -c nor -f, starts an interactive shell (\\d lists tables, \\d TABLE describes one, \\s shows history, \\q quits). History is kept in ~/.mrkproxy_history (MRKPROXY_HISTORY overrides).")
 
     @Option(help: "The MRKProxy configuration file.")
     var config: String
@@ -107,7 +107,8 @@ final class Shell {
     }
 
     func interactive(region: String) {
-        let historyFile = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".mrkproxy_history").path
+        let historyFile = ProcessInfo.processInfo.environment["MRKPROXY_HISTORY"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".mrkproxy_history").path
         var history = ((try? String(contentsOfFile: historyFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
         print("MRKProxy SQL shell — region \(region)\(connection.database.isReadOnly ? " (read-only replica)" : ""). \\q quits, \\d lists tables.")
         var buffer = ""

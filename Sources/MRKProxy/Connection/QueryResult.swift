@@ -44,6 +44,38 @@ public struct Row: Sendable {
         if case .date(let d) = self[name] { return d }
         return nil
     }
+    /// `name` as a floating-point number.
+    public func double(_ name: String) -> Double? {
+        switch self[name] {
+        case .double(let d): d
+        case .int(let i): Double(i)
+        case .decimal(let d): NSDecimalNumber(decimal: d).doubleValue
+        default: nil
+        }
+    }
+    /// `name` as a decimal.
+    public func decimal(_ name: String) -> Decimal? {
+        switch self[name] {
+        case .decimal(let d): d
+        case .int(let i): Decimal(i)
+        default: nil
+        }
+    }
+    /// `name` as a boolean.
+    public func bool(_ name: String) -> Bool? {
+        if case .bool(let b) = self[name] { return b }
+        return nil
+    }
+    /// `name` as a UUID.
+    public func uuid(_ name: String) -> UUID? {
+        if case .uuid(let u) = self[name] { return u }
+        return nil
+    }
+    /// `name` as JSON text.
+    public func json(_ name: String) -> String? {
+        if case .json(let j) = self[name] { return j }
+        return nil
+    }
     /// `name` as bytes.
     public func bytes(_ name: String) -> [UInt8]? {
         if case .bytes(let b) = self[name] { return b }

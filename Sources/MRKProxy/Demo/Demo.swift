@@ -75,7 +75,7 @@ public struct Demo: Sendable {
         report.seconds = Double((ContinuousClock.now - started).components.seconds)
         if keep {
             print("\nEverything is still running (--keep). Press Ctrl-C to stop and clean up.")
-            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            await Self.waitForInterrupt()
         }
         await stack.stop()
         print("\nCleaned up: servers stopped, temporary files removed.")
@@ -169,7 +169,10 @@ public struct Demo: Sendable {
         print("\n6. KMS audit log (CloudTrail-like) for the read in \(south):")
         let events = stack.kms.auditEvents()
         for event in events {
-            print("   \(event.time)  \(pad(event.region, 15)) \(pad(event.operation, 12)) \(event.keyArn ?? "-")  \(event.outcome)")
+            let context = event.encryptionContext ?? [:]
+            let what = context["mrkproxy:purpose"].map { "\($0) key v\(context["mrkproxy:version"] ?? "?")" }
+                ?? context["mrkproxy:column"].map { "ESDK data key for \($0)" } ?? ""
+            print("   \(event.time)  \(pad(event.region, 15)) \(pad(event.operation, 12)) \(event.keyArn ?? "-")  \(event.outcome)  \(what)")
         }
         report.replicaDecryptsInReplicaRegion = events.filter { $0.operation == "Decrypt" && $0.region == south && $0.succeeded }.count
         report.primaryRegionCallsDuringRead = events.filter { $0.region == east }.count
@@ -197,6 +200,23 @@ public struct Demo: Sendable {
 
     }
 
+    /// Waits for SIGINT or SIGTERM (instead of dying on it), so the stack is stopped and deleted.
+    static func waitForInterrupt() async {
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let once = OnceFlag()
+        var sources: [DispatchSourceSignal] = []
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            for number in [SIGINT, SIGTERM] {
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { if once.claim() { continuation.resume() } }
+                source.resume()
+                sources.append(source)
+            }
+        }
+        sources.forEach { $0.cancel() }
+    }
+
     private func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? String(text.prefix(width - 1)) + " " : text + String(repeating: " ", count: width - text.count)
     }
@@ -205,4 +225,11 @@ public struct Demo: Sendable {
         guard let hex else { return "NULL" }
         return hex.count > 36 ? String(hex.prefix(30)) + "…(\((hex.count - 2) / 2) B)" : hex
     }
+}
+
+/// True for exactly one caller. `@unchecked Sendable`: guarded by `lock`.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var claimed = false
+    func claim() -> Bool { lock.withLock { defer { claimed = true }; return !claimed } }
 }

@@ -1,0 +1,119 @@
+import Foundation
+import MRKPostgres
+@testable import MRKProxy
+import Testing
+
+/// The CLI end to end: `mrkproxy demo` and `mrkproxy sql` as a user runs them.
+@Suite(.serialized) struct CLITests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The `mrkproxy` binary `swift test` built next to the test bundle.
+    static func binary() throws -> String {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [bundle.appendingPathComponent("mrkproxy"), bundle.deletingLastPathComponent().appendingPathComponent("mrkproxy"),
+                          repo.appendingPathComponent(".build/debug/mrkproxy")]
+        where FileManager.default.isExecutableFile(atPath: candidate.path) {
+            return candidate.path
+        }
+        throw ProxyError(.configuration, "the mrkproxy binary was not built (run `swift build` first)")
+    }
+
+    /// Runs the CLI; returns (status, stdout, stderr).
+    static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws -> (Int32, String, String) {
+        let path = try binary()
+        return try await withBlockingThread {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("cli-out-\(UUID().uuidString)")
+            let err = FileManager.default.temporaryDirectory.appendingPathComponent("cli-err-\(UUID().uuidString)")
+            _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+            defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
+            process.standardOutput = try FileHandle(forWritingTo: out)
+            process.standardError = try FileHandle(forWritingTo: err)
+            let stdin = FileManager.default.temporaryDirectory.appendingPathComponent("cli-in-\(UUID().uuidString)")
+            try (input ?? "").write(to: stdin, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: stdin) }
+            process.standardInput = try FileHandle(forReadingFrom: stdin)
+            try process.run()
+            process.waitUntilExit()
+            return (process.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
+        }
+    }
+
+    @Test("mrkproxy demo runs the seed scenario to completion")
+    func demo() async throws {
+        let (status, out, err) = try await Self.run(["demo", "--sql-directory", Self.repo.appendingPathComponent("sql").path])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("What the app in ap-southeast-2 sees through MRKProxy"))
+        #expect(out.contains("078-05-1120"), "the app sees the decrypted SSN")
+        #expect(out.contains("0 call(s) to us-east-1"))
+        #expect(out.contains("Cleaned up"))
+    }
+
+    @Test("mrkproxy sql works in both regions: table, --json and --csv output, one-line errors with a non-zero exit")
+    func sqlShell() async throws {
+        var configuration = LocalStack.Configuration(sqlDirectory: Self.repo.appendingPathComponent("sql"))
+        configuration.database = "cli"
+        let stack = try await LocalStack.start(configuration: configuration)
+        do {
+            let file = stack.directory.appendingPathComponent("cli.yaml")
+            try stack.configurationYAML(region: "us-east-1", tables: Demo.tablesYAML).write(to: file, atomically: true, encoding: .utf8)
+            let env = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "MRKPROXY_HISTORY": stack.directory.appendingPathComponent("history").path]
+            let ssn = secret("CLI")
+            var (status, out, err) = try await Self.run(["keystore", "init", "--config", file.path], environment: env)
+            #expect(status == 0, "\(err)")
+            #expect(out.contains("active"))
+            (status, out, err) = try await Self.run(["sql", "--config", file.path, "--region", "us-east-1", "-c",
+                "INSERT INTO customers (id, name, ssn, dob) VALUES (1, 'Ada', '\(ssn)', '1815-12-10'); INSERT INTO customers (id, name, ssn) VALUES (2, 'Bob', NULL)"],
+                environment: env)
+            #expect(status == 0, "\(err)")
+            #expect(out.contains("INSERT 0 1"))
+            try stack.cluster.waitForReplication()
+
+            (status, out, err) = try await Self.run(["sql", "--config", file.path, "--region", "ap-southeast-2", "--json", "-c",
+                "SELECT id, name, ssn, dob FROM customers ORDER BY id"], environment: env)
+            #expect(status == 0, "\(err)")
+            let rows = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [[String: Any]])
+            #expect(rows.count == 2)
+            #expect(rows[0]["ssn"] as? String == ssn && rows[0]["id"] as? Int == 1)
+            #expect(rows[1]["ssn"] is NSNull)
+
+            (status, out, _) = try await Self.run(["sql", "--config", file.path, "--region", "ap-southeast-2", "-c",
+                "SELECT id, name, ssn FROM customers WHERE ssn = '\(ssn)'"], environment: env)
+            #expect(status == 0 && out.contains(" Ada ") && out.contains(ssn) && out.contains("(1 row)"), "\(out)")
+
+            (status, out, _) = try await Self.run(["sql", "--config", file.path, "--region", "ap-southeast-2", "--csv", "-c",
+                "SELECT id, name FROM customers ORDER BY id"], environment: env)
+            #expect(status == 0 && out == "id,name\n1,Ada\n2,Bob\n")
+
+            // The interactive shell, fed from standard input.
+            (status, out, err) = try await Self.run(["sql", "--config", file.path, "--region", "ap-southeast-2"], environment: env,
+                                                    input: "\\d customers\nSELECT id, name,\n  ssn FROM customers WHERE id = 1;\n\\q\n")
+            #expect(status == 0, "\(err)")
+            #expect(out.contains("read-only replica"))
+            #expect(out.contains("encrypted text, searchable") && out.contains("blind index") && out.contains("row identity"))
+            #expect(out.contains(ssn) && out.contains("(1 row)"), "\(out)")
+
+            // Errors: one clear line on stderr, non-zero exit.
+            for (region, sql, expected) in [
+                ("ap-southeast-2", "DELETE FROM customers", "read-only replica region"),
+                ("us-east-1", "SELECT id FROM customers WHERE ssn LIKE '4%'", "LIKE on encrypted column public.customers.ssn"),
+                ("us-east-1", "SELECT nope FROM customers", "42703"),
+            ] {
+                (status, out, err) = try await Self.run(["sql", "--config", file.path, "--region", region, "-c", sql], environment: env)
+                #expect(status != 0)
+                #expect(err.split(separator: "\n").count == 1 && err.contains(expected), "\(err)")
+            }
+            (status, _, err) = try await Self.run(["sql", "--config", "/nonexistent.yaml", "-c", "SELECT 1"], environment: env)
+            #expect(status != 0 && err.contains("/nonexistent.yaml"))
+        } catch {
+            await stack.stop()
+            throw error
+        }
+        await stack.stop()
+    }
+}
