@@ -109,12 +109,14 @@ public struct ProxyBenchmark: Sendable {
 
         // Selects: every row, all columns.
         progress("select \(rows) rows: plaintext…")
-        let selectPlain = try time { _ = try plain.execute("SELECT id, name, email, ssn, dob FROM bench_plain") }
+        // Every variant turns every value into a typed Swift value, as an app reading rows does.
+        let selectPlain = try time { _ = Self.materialize(try plain.execute("SELECT id, name, email, ssn, dob FROM bench_plain")) }
         progress("select \(rows) rows: MRKProxy (decrypting)…")
         let selectEncrypted = try time { _ = try encrypted.query("SELECT id, name, email, ssn, dob FROM customers") }
         progress("select \(rows) rows: pgcrypto pgp_sym_decrypt…")
         let selectPgcrypto = try time {
-            _ = try plain.execute("SELECT id, name, email, pgp_sym_decrypt(ssn, 'bench-secret'), pgp_sym_decrypt(dob, 'bench-secret') FROM bench_pgcrypto")
+            _ = Self.materialize(try plain.execute(
+                "SELECT id, name, email, pgp_sym_decrypt(ssn, 'bench-secret'), pgp_sym_decrypt(dob, 'bench-secret')::date FROM bench_pgcrypto"))
         }
 
         // Streaming memory: load streamRows more rows with COPY, then stream them all.
@@ -149,6 +151,15 @@ public struct ProxyBenchmark: Sendable {
             sealMicros: crypto.compactSealMicros, openMicros: crypto.compactOpenMicros, overheadBytesPerValue: crypto.compactOverheadBytes,
             streamRows: streamed, streamBaselineMemoryMiB: Double(baseline) / 1_048_576, streamPeakMemoryMiB: Double(peak) / 1_048_576,
             streamRowsPerSecond: Double(streamed) / streamTime)
+    }
+
+    /// Typed values of every row and column, as `EncryptedConnection` produces for plain columns.
+    static func materialize(_ result: PostgresResult) -> [[SQLValue]] {
+        (0..<result.rowCount).map { row in
+            result.columns.indices.map { column in
+                result.string(row: row, column: column).map { SQLValue(postgresText: $0, oid: result.columns[column].type) } ?? .null
+            }
+        }
     }
 
     private struct BenchRow {

@@ -19,13 +19,26 @@ public final class EncryptedConnection {
     let connection: PostgresConnection
     let interceptor: SQLInterceptor
     private var ciphers: [CipherKey: ColumnCipher] = [:]
-    private var indexKeys: [String: SecretBytes] = [:]
+    private var indexers: [ColumnKey: BlindIndexer] = [:]
+    private var activeCiphers: [ColumnKey: ColumnCipher] = [:]
     private var active: (version: UInt32, checkedAt: ContinuousClock.Instant)?
     private let clock = ContinuousClock()
     private var preparedCount = 0
 
-    private struct CipherKey: Hashable {
+    /// A column, for cache lookups (cheaper to hash than `EncryptedColumn`).
+    struct ColumnKey: Hashable {
+        let schema: String
+        let table: String
         let column: String
+        init(_ column: EncryptedColumn) {
+            schema = column.table.schema
+            table = column.table.name
+            self.column = column.name
+        }
+    }
+
+    private struct CipherKey: Hashable {
+        let column: ColumnKey
         let keyID: CompactKeyID
     }
 
@@ -212,9 +225,8 @@ public final class EncryptedConnection {
     /// Seals `value` for `column` under the active branch key.
     func seal(_ value: SQLValue, column: EncryptedColumn, rowIdentity: SQLValue?) throws -> PostgresParameter {
         if value.isNull { return .null }
-        let table = database.catalog.tables.values.first { $0.spec.name == column.table }?.spec
         var identityBytes: [UInt8]?
-        if let identityColumn = table?.rowIdentity {
+        if let identityColumn = database.configuration.tables[column.table]?.rowIdentity {
             guard let rowIdentity, let text = rowIdentity.postgresText else {
                 throw ProxyError(.invalidValue, "\(column.table).\(column.name) is bound to its row: the row's \(identityColumn) must be given")
             }
@@ -236,11 +248,9 @@ public final class EncryptedConnection {
     /// The blind index of `value` for a searchable column; nil for NULL.
     func blindIndex(_ value: SQLValue, column: EncryptedColumn) throws -> [UInt8]? {
         if value.isNull { return nil }
-        var plaintext = [column.type.plaintextType.rawValue]
-        plaintext += try ColumnCodec.encode(value, as: column.type, column: "\(column.table).\(column.name)")
+        var plaintext = try ColumnCodec.encode(value, as: column.type, column: "\(column.table).\(column.name)")
         defer { zeroize(&plaintext) }
-        let mac = HMAC.sha256(key: try indexKey(for: column), data: plaintext)
-        return Array(mac.prefix(column.blindIndexBits / 8))
+        return try indexer(for: column).index(tag: column.type.plaintextType.rawValue, value: plaintext, byteCount: column.blindIndexBits / 8)
     }
 
     // MARK: Keys
@@ -248,13 +258,19 @@ public final class EncryptedConnection {
     private func activeCipher(for column: EncryptedColumn) throws -> ColumnCipher {
         let ttl = database.configuration.kms.cacheTTL
         if active == nil || clock.now - active!.checkedAt >= ttl {
-            active = (try database.activeVersion(), clock.now)
+            let version = try database.activeVersion()
+            if version != active?.version { activeCiphers.removeAll() }
+            active = (version, clock.now)
         }
-        return try cipher(for: column, keyID: CompactKeyID(keyspace: database.keyspaceID, version: active!.version))
+        let key = ColumnKey(column)
+        if let cipher = activeCiphers[key] { return cipher }
+        let cipher = try self.cipher(for: column, keyID: CompactKeyID(keyspace: database.keyspaceID, version: active!.version))
+        activeCiphers[key] = cipher
+        return cipher
     }
 
     func cipher(for column: EncryptedColumn, keyID: CompactKeyID) throws -> ColumnCipher {
-        let cacheKey = CipherKey(column: "\(column.table).\(column.name)", keyID: keyID)
+        let cacheKey = CipherKey(column: ColumnKey(column), keyID: keyID)
         if let cipher = ciphers[cacheKey] { return cipher }
         guard keyID.keyspace == database.keyspaceID else {
             throw ProxyError(.integrity, "a value of \(column.table).\(column.name) was sealed under keyspace \(keyID.keyspace), not the configured keyspace \(database.keyspaceID)")
@@ -266,13 +282,13 @@ public final class EncryptedConnection {
         return cipher
     }
 
-    private func indexKey(for column: EncryptedColumn) throws -> SecretBytes {
-        let name = "\(column.table).\(column.name)"
-        if let key = indexKeys[name] { return key }
+    private func indexer(for column: EncryptedColumn) throws -> BlindIndexer {
+        let key = ColumnKey(column)
+        if let indexer = indexers[key] { return indexer }
         let beacon = try database.branchKey(version: 0, keyspaceID: database.keyspaceID)
-        let key = try KeyDerivation.blindIndexKey(beaconKey: beacon, table: column.table.aadName, column: column.name)
-        indexKeys[name] = key
-        return key
+        let indexer = try BlindIndexer(key: try KeyDerivation.blindIndexKey(beaconKey: beacon, table: column.table.aadName, column: column.name))
+        indexers[key] = indexer
+        return indexer
     }
 
     // MARK: Results

@@ -85,7 +85,7 @@ public struct Row: Sendable {
 
 /// Decodes result rows: encrypted columns (recognised by source table OID and column number) are
 /// opened and checked against the row they are in; other columns are typed by their OID.
-struct ResultDecoder {
+final class ResultDecoder {
     enum Slot {
         case plain(PostgresOID)
         case encrypted(EncryptedColumn, table: String, identityIndex: Int?)
@@ -94,6 +94,8 @@ struct ResultDecoder {
     let names: [String]
     let slots: [Slot]
     unowned let connection: EncryptedConnection
+    /// Per slot: the cipher of the last key id seen (values of a column rarely change key).
+    private var lastCipher: [(keyID: CompactKeyID, cipher: ColumnCipher)?]
 
     init(columns: [PostgresColumn], plan: StatementPlan, connection: EncryptedConnection) throws {
         self.connection = connection
@@ -110,6 +112,7 @@ struct ResultDecoder {
             }
             return .encrypted(spec, table: "\(table.spec.name)", identityIndex: identityIndex)
         }
+        lastCipher = Array(repeating: nil, count: slots.count)
     }
 
     /// Decodes row `index` of `result`.
@@ -122,17 +125,17 @@ struct ResultDecoder {
                 values.append(result.string(row: index, column: column).map { SQLValue(postgresText: $0, oid: oid) } ?? .null)
             case .encrypted(let spec, let table, let identityIndex):
                 guard let sealed = try result.bytea(row: index, column: column) else { values.append(.null); continue }
-                let identity = identityIndex.flatMap { result.string(row: index, column: $0) }.map { Array($0.utf8) }
+                let identity = identityIndex.flatMap { result.withValueBytes(row: index, column: $0) { $0.map { Array($0) } } }
                 if identityIndex != nil && identity == nil {
                     throw ProxyError(.integrity, "\(table).\(spec.name) holds a value in a row whose row identity is NULL")
                 }
-                values.append(try open(sealed, column: spec, table: table, rowIdentity: identity))
+                values.append(try open(sealed, slot: column, column: spec, table: table, rowIdentity: identity))
             }
         }
         return Row(columns: names, values: values)
     }
 
-    private func open(_ sealed: [UInt8], column: EncryptedColumn, table: String, rowIdentity: [UInt8]?) throws -> SQLValue {
+    private func open(_ sealed: [UInt8], slot: Int, column: EncryptedColumn, table: String, rowIdentity: [UInt8]?) throws -> SQLValue {
         let failure = ProxyError(.integrity, "a value of \(table).\(column.name) failed to decrypt: it was altered, or copied from another row or column")
         if column.format == .esdk {
             let esdk = try connection.database.esdkColumns()
@@ -146,7 +149,13 @@ struct ResultDecoder {
             }
         }
         guard let header = try? CompactEnvelope.header(of: sealed) else { throw failure }
-        let cipher = try connection.cipher(for: column, keyID: header.keyID)
+        let cipher: ColumnCipher
+        if let last = lastCipher[slot], last.keyID == header.keyID {
+            cipher = last.cipher
+        } else {
+            cipher = try connection.cipher(for: column, keyID: header.keyID)
+            lastCipher[slot] = (header.keyID, cipher)
+        }
         guard let opened = try? cipher.open(sealed, context: ColumnContext(table: column.table.aadName, column: column.name, rowIdentity: rowIdentity)) else {
             throw failure
         }
