@@ -39,9 +39,10 @@ struct BenchCommand: AsyncParsableCommand {
                                   plaintext   MRKProxy    pgcrypto    MRKProxy/plain  MRKProxy/pgcrypto
             insert rows/s         \(f(report.insertPlainRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.insertEncryptedRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.insertPgcryptoRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(r(report.insertRatio).padding(toLength: 16, withPad: " ", startingAt: 0))\(r(report.insertSpeedupOverPgcrypto))
             select rows/s         \(f(report.selectPlainRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.selectEncryptedRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.selectPgcryptoRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(r(report.selectRatio).padding(toLength: 16, withPad: " ", startingAt: 0))\(r(report.selectSpeedupOverPgcrypto))
+            select, raw ciphertext \(f(report.selectRawCiphertextRowsPerSecond)) rows/s (the encrypted table read without decrypting)
             seal / open           \(String(format: "%.2f", report.sealMicros)) µs / \(String(format: "%.2f", report.openMicros)) µs per value, \(report.overheadBytesPerValue) bytes overhead
             KMS calls             \(report.kmsCallsPerRegion.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
-            streaming read        \(report.streamRows) rows at \(f(report.streamRowsPerSecond)) rows/s, peak RSS \(String(format: "%.0f", report.streamPeakMemoryMiB)) MiB (\(String(format: "%.0f", report.streamBaselineMemoryMiB)) MiB before)
+            streaming read        \(report.streamRows) rows at \(f(report.streamRowsPerSecond)) rows/s, RSS \(String(format: "%.0f", report.streamBaselineMemoryMiB)) MiB before, at most \(String(format: "%.0f", report.streamPeakMemoryMiB)) MiB during
             """)
     }
 }

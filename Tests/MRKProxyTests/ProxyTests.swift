@@ -293,10 +293,14 @@ extension ProxyIntegration {
             // A replica key disabled in ap-southeast-2 only.
             let key = try stack.kms.createKey(multiRegion: true)
             _ = try stack.kms.replicateKey(keyId: key.keyId, replicaRegion: "ap-southeast-2")
-            try stack.kms.inRegion("ap-southeast-2").disableKey(keyId: key.keyId)
             let yaml = stack.configurationYAML(region: "ap-southeast-2", tables: "tables:\n  public.\(table):\n    columns:\n      dob: { type: date }")
                 .replacingOccurrences(of: stack.keyID, with: key.keyId)
-            let disabled = try ProxyConfiguration.parse(yaml)
+            var disabled = try ProxyConfiguration.parse(yaml)
+            disabled.keyspace = uniqueName("disabled")
+            try await BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
+                                     kmsKeyARN: try disabled.keyARN(in: "us-east-1")).create(keyspace: disabled.keyspace)
+            try stack.cluster.waitForReplication()
+            try stack.kms.inRegion("ap-southeast-2").disableKey(keyId: key.keyId)
             error = try await #require(throws: ProxyError.self) {
                 _ = try await EncryptedDatabase.open(configuration: disabled, region: "ap-southeast-2", kms: stack.kmsClient(region: "ap-southeast-2"))
             }

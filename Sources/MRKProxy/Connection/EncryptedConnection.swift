@@ -285,7 +285,7 @@ public final class EncryptedConnection {
     private func indexer(for column: EncryptedColumn) throws -> BlindIndexer {
         let key = ColumnKey(column)
         if let indexer = indexers[key] { return indexer }
-        let beacon = try database.branchKey(version: 0, keyspaceID: database.keyspaceID)
+        let beacon = try BranchKeyStore.beaconKey(fromFirstVersion: try database.branchKey(version: 1, keyspaceID: database.keyspaceID))
         let indexer = try BlindIndexer(key: try KeyDerivation.blindIndexKey(beaconKey: beacon, table: column.table.aadName, column: column.name))
         indexers[key] = indexer
         return indexer

@@ -54,9 +54,9 @@ public final class EncryptedDatabase: Sendable {
     /// Opens MRKProxy for `region` (default: the configuration's region).
     ///
     /// Checks that the region's database has every configured table and column, that encrypted
-    /// and blind-index columns are `bytea`, that the KMS key exists, is enabled here and is a
-    /// multi-Region key when replica regions are configured, and that the keystore holds the
-    /// configured keyspace; then loads the keys this region needs (one KMS call each).
+    /// and blind-index columns are `bytea`, and that the keystore holds the configured keyspace;
+    /// then loads the keys this region needs — one KMS Decrypt per key version, normally one in
+    /// all — which also checks that the KMS key exists, is enabled here and allows this app.
     ///
     /// - Parameters:
     ///   - kms: the KMS to use; default an `AWSKMSClient` for the region (endpoint from the
@@ -71,7 +71,6 @@ public final class EncryptedDatabase: Sendable {
         let keyARN = try configuration.keyARN(in: region)
         let kms = kms ?? AWSKMSClient(configuration: .init(region: region, endpoints: configuration.kms.endpoints,
                                                            endpoint: configuration.kms.endpoint, logger: logger))
-        try await checkKey(keyARN, kms: kms, configuration: configuration, region: region)
 
         let catalog = try Catalog.load(url: regionConfig.database, tables: configuration.tables, region: region)
         var keystoreConfig = BranchKeyStore.Configuration()
@@ -79,27 +78,19 @@ public final class EncryptedDatabase: Sendable {
         let keystore = BranchKeyStore(databaseURL: regionConfig.database, kms: kms, kmsKeyARN: keyARN,
                                       configuration: keystoreConfig, logger: logger)
         let keyspaceID = try keystore.keyspaceID(configuration.keyspace)
-        // Load the keys new writes and blind indexes need, so statements rarely wait for KMS.
-        _ = try await keystore.beaconKey(keyspaceID: keyspaceID)
-        if !regionConfig.readOnly { _ = try await keystore.activeKey(keyspace: configuration.keyspace) }
+        // Load the keys new writes and blind indexes need, so statements rarely wait for KMS. This
+        // unwrap is also the key check: it fails precisely when the key does not exist, is disabled
+        // here, or its policy denies this app (no separate DescribeKey call). That it is a
+        // multi-Region key follows from its id (`mrk-…`), which the configuration checks.
+        do {
+            _ = try await keystore.beaconKey(keyspaceID: keyspaceID)
+            if !regionConfig.readOnly { _ = try await keystore.activeKey(keyspace: configuration.keyspace) }
+        } catch let error as ProxyError where error.code == .kms {
+            throw ProxyError(.kmsKey, "KMS key \(keyARN) is not usable in \(region): \(error.reason)")
+        }
         logger.info("mrkproxy open", metadata: ["region": "\(region)", "kms.key": "\(keyARN)", "read_only": "\(regionConfig.readOnly)"])
         return EncryptedDatabase(configuration: configuration, region: region, kms: kms, keyARN: keyARN, keystore: keystore,
                                  catalog: catalog, keyspaceID: keyspaceID, logger: logger)
-    }
-
-    private static func checkKey(_ keyARN: String, kms: any KMSClient, configuration: ProxyConfiguration, region: String) async throws {
-        let metadata: KeyMetadata
-        do {
-            metadata = try await kms.describeKey(DescribeKeyRequest(keyId: keyARN)).keyMetadata
-        } catch let error as KMSError {
-            throw ProxyError(.kmsKey, "KMS key \(keyARN) is not usable in \(region): \(error.code.name): \(error.message)")
-        }
-        guard metadata.enabled else {
-            throw ProxyError(.kmsKey, "KMS key \(keyARN) is disabled in \(region)")
-        }
-        if configuration.regions.count > 1 && !metadata.multiRegion {
-            throw ProxyError(.kmsKey, "KMS key \(keyARN) is not a multi-Region key; replica regions need one to decrypt locally")
-        }
     }
 
     /// Opens a new connection to this region's database (sync API).
