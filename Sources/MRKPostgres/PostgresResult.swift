@@ -127,17 +127,30 @@ public enum ByteaText {
         guard raw.count >= 2, raw[0] == UInt8(ascii: "\\"), raw[1] == UInt8(ascii: "x"), raw.count % 2 == 0 else {
             throw PostgresError(.invalidUse, message: "bytea value is not in hex format (set bytea_output = 'hex')")
         }
-        var out = [UInt8]()
-        out.reserveCapacity((raw.count - 2) / 2)
-        var i = 2
-        while i < raw.count {
-            guard let hi = nibble(raw[i]), let lo = nibble(raw[i + 1]) else {
-                throw PostgresError(.invalidUse, message: "bytea value has a non-hex digit")
+        let count = (raw.count - 2) / 2
+        var valid = true
+        let out = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var i = 2
+            for o in 0..<count {
+                let hi = nibbles[Int(raw[i])], lo = nibbles[Int(raw[i + 1])]
+                valid = valid && hi != 0xff && lo != 0xff
+                buffer[o] = hi << 4 | (lo & 0x0f)
+                i += 2
             }
-            out.append(hi << 4 | lo)
-            i += 2
+            initialized = count
         }
+        guard valid else { throw PostgresError(.invalidUse, message: "bytea value has a non-hex digit") }
         return out
+    }
+
+    /// Hex digit values by byte; 0xff for anything else.
+    private static let nibbles: [UInt8] = (0..<256).map { byte -> UInt8 in
+        switch UInt8(byte) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(byte) - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt8(byte) - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt8(byte) - UInt8(ascii: "A") + 10
+        default: 0xff
+        }
     }
 
     /// Encodes bytes as `\x…` hex text (for literals and text-format COPY).
@@ -149,14 +162,5 @@ public enum ByteaText {
             out.append(digits[Int(b & 0x0f)])
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

@@ -84,6 +84,8 @@ public struct ProxyBenchmark: Sendable {
         try plain.executeScript("""
             CREATE EXTENSION IF NOT EXISTS pgcrypto;
             CREATE TABLE bench_plain (id bigint PRIMARY KEY, name text NOT NULL, email text, ssn text, dob date);
+            -- A plaintext app that looks customers up by SSN indexes it, as the encrypted table indexes ssn_bidx.
+            CREATE INDEX ON bench_plain (ssn);
             CREATE TABLE bench_pgcrypto (id bigint PRIMARY KEY, name text NOT NULL, email text, ssn bytea, dob bytea);
             """)
         let data: [BenchRow] = (1...rows).map(BenchRow.init)

@@ -66,7 +66,7 @@ public final class EncryptedConnection {
         let plan = try planned(sql, values.count)
         let parameters = try bind(plan, values)
         let result = try run { try connection.execute(plan.sql, parameters) }
-        return try decode(result, plan: plan)
+        return try decode(result, plan: plan, values: values)
     }
 
     /// Runs one statement and returns the number of rows it affected.
@@ -85,7 +85,7 @@ public final class EncryptedConnection {
         var decoder: ResultDecoder?
         return try run {
             try connection.stream(plan.sql, parameters) { row in
-                if decoder == nil { decoder = try ResultDecoder(columns: row.result.columns, plan: plan, connection: self) }
+                if decoder == nil { decoder = try ResultDecoder(columns: row.result.columns, plan: plan, values: values, connection: self) }
                 if let decoded = try decoder!.decodeRow(row.result, 0) { try body(decoded) }
             }
         }
@@ -293,14 +293,15 @@ public final class EncryptedConnection {
 
     // MARK: Results
 
-    private func decode(_ result: PostgresResult, plan: StatementPlan) throws -> QueryResult {
-        let decoder = try ResultDecoder(columns: result.columns, plan: plan, connection: self)
+    private func decode(_ result: PostgresResult, plan: StatementPlan, values: [SQLValue]) throws -> QueryResult {
+        let decoder = try ResultDecoder(columns: result.columns, plan: plan, values: values, connection: self)
         var rows: [Row] = []
         rows.reserveCapacity(result.rowCount)
         for index in 0..<result.rowCount {
             if let row = try decoder.decodeRow(result, index) { rows.append(row) }
         }
-        return QueryResult(columns: decoder.names, rows: rows, commandTag: result.commandTag, affectedRows: result.affectedRows)
+        return QueryResult(columns: decoder.names, rows: rows, commandTag: result.commandTag,
+                           affectedRows: plan.postFilters.isEmpty ? result.affectedRows : rows.count)
     }
 
     /// Runs a libpq call, turning its errors into `ProxyError`s.
@@ -334,12 +335,13 @@ public final class PreparedStatement {
     public func query(_ values: [SQLValue]) throws -> QueryResult {
         let parameters = try connection.bind(plan, values)
         let result = try connection.run { try connection.connection.executePrepared(name: name, parameters) }
-        let decoder = try ResultDecoder(columns: result.columns, plan: plan, connection: connection)
+        let decoder = try ResultDecoder(columns: result.columns, plan: plan, values: values, connection: connection)
         var rows: [Row] = []
         for index in 0..<result.rowCount {
             if let row = try decoder.decodeRow(result, index) { rows.append(row) }
         }
-        return QueryResult(columns: decoder.names, rows: rows, commandTag: result.commandTag, affectedRows: result.affectedRows)
+        return QueryResult(columns: decoder.names, rows: rows, commandTag: result.commandTag,
+                           affectedRows: plan.postFilters.isEmpty ? result.affectedRows : rows.count)
     }
 }
 

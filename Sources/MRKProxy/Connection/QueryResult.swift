@@ -96,10 +96,33 @@ final class ResultDecoder {
     unowned let connection: EncryptedConnection
     /// Per slot: the cipher of the last key id seen (values of a column rarely change key).
     private var lastCipher: [(keyID: CompactKeyID, cipher: ColumnCipher)?]
+    /// Per slot: the table name bound into ciphertexts (`schema.table`).
+    private let aadNames: [String]
 
-    init(columns: [PostgresColumn], plan: StatementPlan, connection: EncryptedConnection) throws {
+    /// Truncated-blind-index checks: result column, its type, and the accepted canonical values.
+    private let postFilters: [(column: Int, type: ColumnValueType, accepted: Set<[UInt8]>)]
+    /// Trailing columns the rewrite added for `postFilters`, dropped from the rows returned.
+    private let hidden: Int
+
+    init(columns: [PostgresColumn], plan: StatementPlan, values: [SQLValue], connection: EncryptedConnection) throws {
         self.connection = connection
-        names = columns.map(\.name)
+        hidden = min(plan.hiddenTrailingColumns, columns.count)
+        names = Array(columns.map(\.name).dropLast(hidden))
+        let visible = columns.count - hidden
+        postFilters = try plan.postFilters.map { filter in
+            let accepted = try filter.acceptedValues.compactMap { source -> [UInt8]? in
+                let value: SQLValue
+                switch source {
+                case .null: return nil
+                case .literal(let literal): value = literal.value
+                case .parameter(let index):
+                    guard index < values.count else { return nil }
+                    value = values[index]
+                }
+                return value.isNull ? nil : try ColumnCodec.encode(value, as: filter.column.type, column: filter.column.name)
+            }
+            return (visible + filter.hiddenColumn, filter.column.type, Set(accepted))
+        }
         slots = try columns.map { column -> Slot in
             guard let (table, spec) = connection.database.catalog.encryptedColumn(column) else { return .plain(column.type) }
             var identityIndex: Int?
@@ -113,6 +136,10 @@ final class ResultDecoder {
             return .encrypted(spec, table: "\(table.spec.name)", identityIndex: identityIndex)
         }
         lastCipher = Array(repeating: nil, count: slots.count)
+        aadNames = slots.map { slot in
+            if case .encrypted(let column, _, _) = slot { return column.table.aadName }
+            return ""
+        }
     }
 
     /// Decodes row `index` of `result`.
@@ -132,6 +159,12 @@ final class ResultDecoder {
                 values.append(try open(sealed, slot: column, column: spec, table: table, rowIdentity: identity))
             }
         }
+        // Drop rows that matched a truncated blind index only by chance.
+        for filter in postFilters {
+            let value = values[filter.column]
+            guard !value.isNull, filter.accepted.contains(try ColumnCodec.encode(value, as: filter.type, column: "")) else { return nil }
+        }
+        if hidden > 0 { values.removeLast(hidden) }
         return Row(columns: names, values: values)
     }
 
@@ -156,7 +189,7 @@ final class ResultDecoder {
             cipher = try connection.cipher(for: column, keyID: header.keyID)
             lastCipher[slot] = (header.keyID, cipher)
         }
-        guard let opened = try? cipher.open(sealed, context: ColumnContext(table: column.table.aadName, column: column.name, rowIdentity: rowIdentity)) else {
+        guard let opened = try? cipher.open(sealed, context: ColumnContext(table: aadNames[slot], column: column.name, rowIdentity: rowIdentity)) else {
             throw failure
         }
         return try ColumnCodec.decode(opened.bytes, as: opened.type)
