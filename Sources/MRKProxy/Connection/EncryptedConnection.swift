@@ -272,12 +272,7 @@ public final class EncryptedConnection {
     func cipher(for column: EncryptedColumn, keyID: CompactKeyID) throws -> ColumnCipher {
         let cacheKey = CipherKey(column: ColumnKey(column), keyID: keyID)
         if let cipher = ciphers[cacheKey] { return cipher }
-        guard keyID.keyspace == database.keyspaceID else {
-            throw ProxyError(.integrity, "a value of \(column.table).\(column.name) was sealed under keyspace \(keyID.keyspace), not the configured keyspace \(database.keyspaceID)")
-        }
-        let branch = try database.branchKey(version: keyID.version, keyspaceID: keyID.keyspace)
-        let dataKey = try KeyDerivation.columnKey(branchKey: branch, table: column.table.aadName, column: column.name)
-        let cipher = try ColumnCipher(dataKey: dataKey, keyID: keyID)
+        let cipher = try makeCipher(for: column, keyID: keyID)
         ciphers[cacheKey] = cipher
         return cipher
     }
@@ -293,15 +288,74 @@ public final class EncryptedConnection {
 
     // MARK: Results
 
+    /// Results at least this large are decrypted on several threads.
+    static let parallelDecodeThreshold = 4096
+
     private func decode(_ result: PostgresResult, plan: StatementPlan, values: [SQLValue]) throws -> QueryResult {
         let decoder = try ResultDecoder(columns: result.columns, plan: plan, values: values, connection: self)
-        var rows: [Row] = []
-        rows.reserveCapacity(result.rowCount)
-        for index in 0..<result.rowCount {
-            if let row = try decoder.decodeRow(result, index) { rows.append(row) }
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, 4)
+        let rows: [Row]
+        if decoder.hasEncryptedColumns && result.rowCount >= Self.parallelDecodeThreshold && workers > 1 {
+            rows = try decodeInParallel(result, plan: plan, values: values, workers: workers)
+        } else {
+            var decoded: [Row] = []
+            decoded.reserveCapacity(result.rowCount)
+            for index in 0..<result.rowCount {
+                if let row = try decoder.decodeRow(result, index) { decoded.append(row) }
+            }
+            rows = decoded
         }
         return QueryResult(columns: decoder.names, rows: rows, commandTag: result.commandTag,
                            affectedRows: plan.postFilters.isEmpty ? result.affectedRows : rows.count)
+    }
+
+    /// Decrypts a large result in contiguous chunks on `workers` threads. A `PGresult` is
+    /// read-only, so threads may read it together; each chunk has its own decoder with its own
+    /// ciphers (a `ColumnCipher` is single-threaded).
+    private func decodeInParallel(_ result: PostgresResult, plan: StatementPlan, values: [SQLValue], workers: Int) throws -> [Row] {
+        let count = result.rowCount
+        let chunk = (count + workers - 1) / workers
+        var parts = [[Row]](repeating: [], count: workers)
+        var failures = [Error?](repeating: nil, count: workers)
+        // Shared with the workers (UncheckedBox): the PGresult is only read; from the connection the
+        // workers only read immutable state (`database`, its catalog and keystore, which locks);
+        // each worker writes only its own slot of `parts` and `failures`.
+        let shared = UncheckedBox((result: result, connection: self))
+        parts.withUnsafeMutableBufferPointer { partsBuffer in
+            failures.withUnsafeMutableBufferPointer { failureBuffer in
+                let output = UncheckedBox((parts: partsBuffer, failures: failureBuffer))
+                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    let (result, connection) = shared.value
+                    let (partsBuffer, failureBuffer) = output.value
+                    do {
+                        let decoder = try ResultDecoder(columns: result.columns, plan: plan, values: values, connection: connection,
+                                                        ownCiphers: true)
+                        var rows: [Row] = []
+                        let range = (worker * chunk)..<min(count, (worker + 1) * chunk)
+                        rows.reserveCapacity(range.count)
+                        for index in range {
+                            if let row = try decoder.decodeRow(result, index) { rows.append(row) }
+                        }
+                        partsBuffer[worker] = rows
+                    } catch {
+                        failureBuffer[worker] = error
+                    }
+                }
+            }
+        }
+        if let failure = failures.compactMap({ $0 }).first { throw failure }
+        return parts.flatMap { $0 }
+    }
+
+    /// A new cipher for `column` under `keyID`, not shared with this connection's cache (for
+    /// decoding on other threads).
+    func makeCipher(for column: EncryptedColumn, keyID: CompactKeyID) throws -> ColumnCipher {
+        guard keyID.keyspace == database.keyspaceID else {
+            throw ProxyError(.integrity, "a value of \(column.table).\(column.name) was sealed under keyspace \(keyID.keyspace), not the configured keyspace \(database.keyspaceID)")
+        }
+        let branch = try database.branchKey(version: keyID.version, keyspaceID: keyID.keyspace)
+        return try ColumnCipher(dataKey: try KeyDerivation.columnKey(branchKey: branch, table: column.table.aadName, column: column.name),
+                                keyID: keyID)
     }
 
     /// Runs a libpq call, turning its errors into `ProxyError`s.

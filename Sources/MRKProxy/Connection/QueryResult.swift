@@ -104,8 +104,19 @@ final class ResultDecoder {
     /// Trailing columns the rewrite added for `postFilters`, dropped from the rows returned.
     private let hidden: Int
 
-    init(columns: [PostgresColumn], plan: StatementPlan, values: [SQLValue], connection: EncryptedConnection) throws {
+    /// Whether ciphers are made for this decoder alone (it runs on another thread).
+    private let ownCiphers: Bool
+    private var ciphers: [CompactKeyID: [Int: ColumnCipher]] = [:]
+
+    /// Whether any result column is decrypted.
+    var hasEncryptedColumns: Bool {
+        slots.contains { if case .encrypted = $0 { return true } else { return false } }
+    }
+
+    init(columns: [PostgresColumn], plan: StatementPlan, values: [SQLValue], connection: EncryptedConnection,
+         ownCiphers: Bool = false) throws {
         self.connection = connection
+        self.ownCiphers = ownCiphers
         hidden = min(plan.hiddenTrailingColumns, columns.count)
         names = Array(columns.map(\.name).dropLast(hidden))
         let visible = columns.count - hidden
@@ -186,7 +197,16 @@ final class ResultDecoder {
         if let last = lastCipher[slot], last.keyID == header.keyID {
             cipher = last.cipher
         } else {
-            cipher = try connection.cipher(for: column, keyID: header.keyID)
+            if ownCiphers {
+                if let own = ciphers[header.keyID]?[slot] {
+                    cipher = own
+                } else {
+                    cipher = try connection.makeCipher(for: column, keyID: header.keyID)
+                    ciphers[header.keyID, default: [:]][slot] = cipher
+                }
+            } else {
+                cipher = try connection.cipher(for: column, keyID: header.keyID)
+            }
             lastCipher[slot] = (header.keyID, cipher)
         }
         guard let opened = try? cipher.open(sealed, context: ColumnContext(table: aadNames[slot], column: column.name, rowIdentity: rowIdentity)) else {
