@@ -68,7 +68,9 @@ actor HTTPServer {
         serverChannel = server.channel
         let handler = self.handler
         let maxBody = maxBodyBytes
-        serveTask = Task {
+        // Serve on a thread of our own, not the shared concurrency pool: an in-process server (tests,
+        // the demo) must keep answering while the app blocks pool threads with synchronous work.
+        serveTask = Task(executorPreference: ServerExecutor.shared) {
             try? await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
@@ -142,5 +144,18 @@ actor HTTPServer {
         } onCancel: {
             channel.close(promise: nil)
         }
+    }
+}
+
+/// Runs the server's tasks on a dedicated serial dispatch queue (which always gets a thread),
+/// instead of the cooperative pool. `@unchecked Sendable`: the queue serialises everything.
+final class ServerExecutor: TaskExecutor, @unchecked Sendable {
+    static let shared = ServerExecutor()
+    private let queue = DispatchQueue(label: "mrkproxy.kms.server")
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        queue.async { job.runSynchronously(on: executor) }
     }
 }
