@@ -98,3 +98,30 @@ import Testing
         #expect(try LeakScanner.scan(directories: [dir.path], needles: ["SSN-7654321"]).isEmpty)
     }
 }
+
+@Suite struct DateTextTests {
+    @Test("date and timestamp text round-trips agree with Foundation's calendar")
+    func dates() throws {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        // Foundation switches to the Julian calendar before 1582; PostgreSQL is proleptic Gregorian.
+        for days in stride(from: -140_000, through: 800_000, by: 997) {
+            let date = Date(timeIntervalSince1970: Double(days) * 86_400)
+            let c = calendar.dateComponents([.year, .month, .day], from: date)
+            let text = String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+            #expect(PostgresTime.dateText(date) == text)
+            #expect(PostgresTime.parseDate(text) == date)
+        }
+        for invalid in ["2023-02-29", "2024-13-01", "2024-04-31", "2024-1-1", "x-01-01", "2024-00-10"] {
+            #expect(PostgresTime.parseDate(invalid) == nil, "\(invalid)")
+        }
+        #expect(PostgresTime.parseDate("2024-02-29") != nil)
+        // PostgreSQL: SELECT '0001-01-01'::date - '1970-01-01'::date = -719162.
+        #expect(PostgresTime.parseDate("0001-01-01") == Date(timeIntervalSince1970: -719_162 * 86_400))
+        #expect(PostgresTime.dateText(Date(timeIntervalSince1970: -719_162 * 86_400)) == "0001-01-01")
+        let instant = Date(timeIntervalSince1970: 1_700_000_000.123456)
+        #expect(PostgresTime.timestampText(instant) == "2023-11-14 22:13:20.123456+00")
+        #expect(PostgresTime.parseTimestamp("2023-11-14 22:13:20.123456+00") == instant)
+        #expect(PostgresTime.parseTimestamp("2023-11-15T00:13:20.123456+02:00") == instant)
+    }
+}

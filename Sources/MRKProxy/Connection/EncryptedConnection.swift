@@ -42,8 +42,15 @@ public final class EncryptedConnection {
         let keyID: CompactKeyID
     }
 
+    /// Row identity column per configured table, and the key-cache TTL (copied once: reading
+    /// `database.configuration` copies the whole configuration).
+    private let rowIdentities: [QualifiedName: String]
+    private let cacheTTL: Duration
+
     init(database: EncryptedDatabase) throws {
         self.database = database
+        rowIdentities = database.configuration.tables.compactMapValues(\.rowIdentity)
+        cacheTTL = database.configuration.kms.cacheTTL
         do {
             connection = try PostgresConnection(database.databaseURL, logger: database.logger)
         } catch let error as PostgresError {
@@ -226,7 +233,7 @@ public final class EncryptedConnection {
     func seal(_ value: SQLValue, column: EncryptedColumn, rowIdentity: SQLValue?) throws -> PostgresParameter {
         if value.isNull { return .null }
         var identityBytes: [UInt8]?
-        if let identityColumn = database.configuration.tables[column.table]?.rowIdentity {
+        if let identityColumn = rowIdentities[column.table] {
             guard let rowIdentity, let text = rowIdentity.postgresText else {
                 throw ProxyError(.invalidValue, "\(column.table).\(column.name) is bound to its row: the row's \(identityColumn) must be given")
             }
@@ -256,7 +263,7 @@ public final class EncryptedConnection {
     // MARK: Keys
 
     private func activeCipher(for column: EncryptedColumn) throws -> ColumnCipher {
-        let ttl = database.configuration.kms.cacheTTL
+        let ttl = cacheTTL
         if active == nil || clock.now - active!.checkedAt >= ttl {
             let version = try database.activeVersion()
             if version != active?.version { activeCiphers.removeAll() }

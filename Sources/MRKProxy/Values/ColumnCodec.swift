@@ -22,9 +22,9 @@ enum ColumnCodec {
     /// The canonical plaintext bytes of `value` for a column of `type`.
     ///
     /// - Throws: `ProxyError` `.invalidValue` naming the column and type (never the value).
-    static func encode(_ value: SQLValue, as type: ColumnValueType, column: String) throws -> [UInt8] {
+    static func encode(_ value: SQLValue, as type: ColumnValueType, column: @autoclosure () -> String) throws -> [UInt8] {
         func invalid() -> ProxyError {
-            ProxyError(.invalidValue, "a value for encrypted column \(column) is not a valid \(type.rawValue)")
+            ProxyError(.invalidValue, "a value for encrypted column \(column()) is not a valid \(type.rawValue)")
         }
         switch type {
         case .text:

@@ -85,8 +85,8 @@ enum PostgresTime {
 
     /// `YYYY-MM-DD`.
     static func dateText(_ date: Date) -> String {
-        let c = calendar.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+        let (y, m, d) = civil(fromDays: Int((date.timeIntervalSince1970 / 86_400).rounded(.down)))
+        return String(format: "%04d-%02d-%02d", y, m, d)
     }
 
     /// `YYYY-MM-DD HH:MM:SS[.ffffff]+00`.
@@ -94,21 +94,49 @@ enum PostgresTime {
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         let seconds = Int64((Double(micros) / 1_000_000).rounded(.down))
         let fraction = micros - seconds * 1_000_000
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: Date(timeIntervalSince1970: TimeInterval(seconds)))
-        var text = String(format: "%04d-%02d-%02d %02d:%02d:%02d", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
+        let days = Int((Double(seconds) / 86_400).rounded(.down))
+        let secondOfDay = Int(seconds) - days * 86_400
+        let (y, m, d) = civil(fromDays: days)
+        var text = String(format: "%04d-%02d-%02d %02d:%02d:%02d", y, m, d, secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60)
         if fraction != 0 { text += String(format: ".%06lld", fraction) }
         return text + "+00"
     }
 
-    /// Parses `YYYY-MM-DD`.
+    /// Parses `YYYY-MM-DD` (proleptic Gregorian, UTC midnight), rejecting impossible dates.
     static func parseDate(_ text: String) -> Date? {
-        let parts = text.split(separator: "-")
-        guard parts.count == 3, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
-              (1...12).contains(m), (1...31).contains(d) else { return nil }
-        let date = calendar.date(from: DateComponents(year: y, month: m, day: d))
-        // Reject dates that normalise to another day (e.g. 2023-02-30).
-        guard let date, calendar.component(.day, from: date) == d else { return nil }
-        return date
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[1].count == 2, parts[2].count == 2, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
+              (1...12).contains(m), (1...daysInMonth(y, m)).contains(d) else { return nil }
+        return Date(timeIntervalSince1970: Double(days(fromCivil: y, m, d)) * 86_400)
+    }
+
+    private static func isLeap(_ y: Int) -> Bool { y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) }
+
+    private static func daysInMonth(_ y: Int, _ m: Int) -> Int {
+        [31, isLeap(y) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
+    }
+
+    /// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
+    static func days(fromCivil year: Int, _ month: Int, _ day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// The civil date of a day count since 1970-01-01.
+    static func civil(fromDays days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     /// Parses `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]][Z|±HH[:MM]]`; no zone means UTC.
@@ -136,9 +164,4 @@ enum PostgresTime {
         return day.addingTimeInterval(Double(h * 3600 + m * 60) + seconds - Double(offsetSeconds))
     }
 
-    static let calendar: Calendar = {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = utc
-        return calendar
-    }()
 }
