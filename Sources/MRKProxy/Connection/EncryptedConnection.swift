@@ -20,7 +20,6 @@ public final class EncryptedConnection {
     let interceptor: SQLInterceptor
     private var ciphers: [CipherKey: ColumnCipher] = [:]
     private var indexers: [ColumnKey: BlindIndexer] = [:]
-    private var activeCiphers: [ColumnKey: ColumnCipher] = [:]
     private var active: (version: UInt32, checkedAt: ContinuousClock.Instant)?
     private let clock = ContinuousClock()
     private var preparedCount = 0
@@ -128,11 +127,12 @@ public final class EncryptedConnection {
     public func batch(_ sql: String, _ rows: [[SQLValue]]) throws -> Int {
         guard let first = rows.first else { return 0 }
         let statement = try prepare(sql, parameterCount: first.count)
+        let binder = Binder(plan: statement.plan)
         var failure: Error?
         let statements = rows.lazy.compactMap { values -> PostgresStatement? in
             guard failure == nil else { return nil }
             do {
-                return PostgresStatement(prepared: statement.name, try self.bind(statement.plan, values))
+                return PostgresStatement(prepared: statement.name, try self.bind(binder, values))
             } catch {
                 failure = error
                 return nil
@@ -206,6 +206,14 @@ public final class EncryptedConnection {
     }
 
     func bind(_ plan: StatementPlan, _ values: [SQLValue]) throws -> [PostgresParameter] {
+        try bind(Binder(plan: plan), values)
+    }
+
+    /// Binds `values` with the per-parameter state `binder` holds (ciphers, blind indexers and
+    /// names resolved once per plan, so a batch pays for the lookups once, not per row).
+    func bind(_ binder: Binder, _ values: [SQLValue]) throws -> [PostgresParameter] {
+        let version = try currentActiveVersion()
+        if binder.steps == nil || binder.version != version { try prepareSteps(binder, version: version) }
         func resolve(_ source: ValueSource) throws -> SQLValue {
             switch source {
             case .null: return .null
@@ -217,23 +225,74 @@ public final class EncryptedConnection {
                 return values[index]
             }
         }
-        return try plan.parameters.map { planned -> PostgresParameter in
-            switch planned {
+        return try binder.steps!.map { step -> PostgresParameter in
+            switch step {
             case .passthrough(let source):
                 return try resolve(source).parameter
-            case .encrypt(let source, let column, let identity):
-                return try seal(resolve(source), column: column, rowIdentity: identity.map(resolve))
-            case .blindIndex(let source, let column):
-                return try blindIndex(resolve(source), column: column).map(PostgresParameter.bytea) ?? .null
+            case .seal(let source, let identity, let sealer):
+                return try seal(resolve(source), sealer: sealer, rowIdentity: identity.map(resolve))
+            case .index(let source, let column, let indexer):
+                let value = try resolve(source)
+                if value.isNull { return .null }
+                var plaintext = try ColumnCodec.encode(value, as: column.type, column: "\(column.table).\(column.name)")
+                defer { zeroize(&plaintext) }
+                return .bytea(try indexer.index(tag: column.type.plaintextType.rawValue, value: plaintext, byteCount: column.blindIndexBits / 8))
             }
         }
     }
 
+    /// How to bind a plan's parameters, resolved once per plan and active key version.
+    final class Binder {
+        enum Step {
+            case passthrough(ValueSource)
+            case seal(ValueSource, identity: ValueSource?, Sealer)
+            case index(ValueSource, EncryptedColumn, BlindIndexer)
+        }
+        let plan: StatementPlan
+        var steps: [Step]?
+        var version: UInt32?
+        init(plan: StatementPlan) { self.plan = plan }
+    }
+
+    /// Everything needed to seal values of one column.
+    struct Sealer {
+        let column: EncryptedColumn
+        let aadTable: String
+        let identityColumn: String?
+        /// nil for `format: esdk` columns.
+        let cipher: ColumnCipher?
+    }
+
+    private func prepareSteps(_ binder: Binder, version: UInt32) throws {
+        binder.steps = try binder.plan.parameters.map { planned -> Binder.Step in
+            switch planned {
+            case .passthrough(let source):
+                return .passthrough(source)
+            case .encrypt(let source, let column, let identity):
+                return .seal(source, identity: identity, try sealer(for: column, version: version))
+            case .blindIndex(let source, let column):
+                return .index(source, column, try indexer(for: column))
+            }
+        }
+        binder.version = version
+    }
+
+    private func sealer(for column: EncryptedColumn, version: UInt32) throws -> Sealer {
+        let cipher = column.format == .esdk ? nil
+            : try self.cipher(for: column, keyID: CompactKeyID(keyspace: database.keyspaceID, version: version))
+        return Sealer(column: column, aadTable: column.table.aadName, identityColumn: rowIdentities[column.table], cipher: cipher)
+    }
+
     /// Seals `value` for `column` under the active branch key.
     func seal(_ value: SQLValue, column: EncryptedColumn, rowIdentity: SQLValue?) throws -> PostgresParameter {
+        try seal(value, sealer: sealer(for: column, version: try currentActiveVersion()), rowIdentity: rowIdentity)
+    }
+
+    private func seal(_ value: SQLValue, sealer: Sealer, rowIdentity: SQLValue?) throws -> PostgresParameter {
         if value.isNull { return .null }
+        let column = sealer.column
         var identityBytes: [UInt8]?
-        if let identityColumn = rowIdentities[column.table] {
+        if let identityColumn = sealer.identityColumn {
             guard let rowIdentity, let text = rowIdentity.postgresText else {
                 throw ProxyError(.invalidValue, "\(column.table).\(column.name) is bound to its row: the row's \(identityColumn) must be given")
             }
@@ -241,14 +300,13 @@ public final class EncryptedConnection {
         }
         var plaintext = try ColumnCodec.encode(value, as: column.type, column: "\(column.table).\(column.name)")
         defer { zeroize(&plaintext) }
-        if column.format == .esdk {
+        guard let cipher = sealer.cipher else {
             var text = try ColumnCodec.text(of: plaintext, as: column.type)
             defer { zeroize(&text) }
             let esdk = try database.esdkColumns()
             return .bytea(try esdk.seal(text, column: column) { try database.blocking($0) })
         }
-        let cipher = try activeCipher(for: column)
-        let context = ColumnContext(table: column.table.aadName, column: column.name, rowIdentity: identityBytes)
+        let context = ColumnContext(table: sealer.aadTable, column: column.name, rowIdentity: identityBytes)
         return .bytea(try cipher.seal(plaintext, type: column.type.plaintextType, context: context))
     }
 
@@ -262,18 +320,12 @@ public final class EncryptedConnection {
 
     // MARK: Keys
 
-    private func activeCipher(for column: EncryptedColumn) throws -> ColumnCipher {
-        let ttl = cacheTTL
-        if active == nil || clock.now - active!.checkedAt >= ttl {
-            let version = try database.activeVersion()
-            if version != active?.version { activeCiphers.removeAll() }
-            active = (version, clock.now)
-        }
-        let key = ColumnKey(column)
-        if let cipher = activeCiphers[key] { return cipher }
-        let cipher = try self.cipher(for: column, keyID: CompactKeyID(keyspace: database.keyspaceID, version: active!.version))
-        activeCiphers[key] = cipher
-        return cipher
+    /// The active branch-key version, re-read from the keystore once per key-cache TTL.
+    private func currentActiveVersion() throws -> UInt32 {
+        if let active, clock.now - active.checkedAt < cacheTTL { return active.version }
+        let version = try database.activeVersion()
+        active = (version, clock.now)
+        return version
     }
 
     func cipher(for column: EncryptedColumn, keyID: CompactKeyID) throws -> ColumnCipher {
@@ -383,8 +435,10 @@ public final class PreparedStatement {
     let name: String
     let plan: StatementPlan
     let parameterCount: Int
+    let binder: EncryptedConnection.Binder
 
     init(connection: EncryptedConnection, name: String, plan: StatementPlan, parameterCount: Int) {
+        binder = EncryptedConnection.Binder(plan: plan)
         self.connection = connection
         self.name = name
         self.plan = plan
@@ -394,7 +448,7 @@ public final class PreparedStatement {
     /// Executes the statement with `values`.
     @discardableResult
     public func query(_ values: [SQLValue]) throws -> QueryResult {
-        let parameters = try connection.bind(plan, values)
+        let parameters = try connection.bind(binder, values)
         let result = try connection.run { try connection.connection.executePrepared(name: name, parameters) }
         let decoder = try ResultDecoder(columns: result.columns, plan: plan, values: values, connection: connection)
         var rows: [Row] = []
