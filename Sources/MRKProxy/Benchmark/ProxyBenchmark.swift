@@ -107,9 +107,9 @@ public struct ProxyBenchmark: Sendable {
         // The client's share of an encrypted insert: planning done once, then binding every row
         // (two seals and a blind index each), without the database.
         let insertSQL = "INSERT INTO customers (id, name, email, ssn, dob) VALUES ($1, $2, $3, $4, $5)"
-        let plan = try encrypted.planned(insertSQL, 5)
+        let binder = EncryptedConnection.Binder(plan: try encrypted.planned(insertSQL, 5))
         let bindTime = try time {
-            for row in data { _ = try encrypted.bind(plan, [.int(row.id), .text(row.name), .text(row.email), .text(row.ssn), .text(row.dob)]) }
+            for row in data { _ = try encrypted.bind(binder, [.int(row.id), .text(row.name), .text(row.email), .text(row.ssn), .text(row.dob)]) }
         }
         progress("insert \(rows) rows: pgcrypto pgp_sym_encrypt…")
         let insertPgcrypto = try time {
