@@ -15,7 +15,8 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let directory = try SQLDirectory.locate(sqlDirectory)
-        let demo = Demo(sqlDirectory: directory, keep: keep) { line in Swift.print(line) }
+        // Flush every line: with --keep the instructions must show even when stdout is a pipe.
+        let demo = Demo(sqlDirectory: directory, keep: keep) { line in Swift.print(line); fflush(nil) }
         let report = try await demo.run()
         guard report.readBackMatches, !report.plaintextInRawTable, report.replicaDecryptsInReplicaRegion > 0,
               report.primaryRegionCallsDuringRead == 0 else {
