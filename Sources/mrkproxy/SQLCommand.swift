@@ -6,7 +6,7 @@ struct SQLCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sql",
         abstract: "Run SQL through MRKProxy (encrypting and decrypting the configured columns).",
-        discussion: "With neither -c nor -f, starts an interactive shell (\\d lists tables, \\d TABLE describes one, \\s shows history, \\q quits). History is kept in ~/.mrkproxy_history (MRKPROXY_HISTORY overrides).")
+        discussion: "With neither -c nor -f, starts an interactive shell (\\d lists tables, \\d TABLE describes one, \\s shows history, \\q quits). History is kept in ~/.mrkproxy_history, mode 0600 (MRKPROXY_HISTORY overrides; empty turns it off); it may hold the literals you type. SQL given with -c is visible in the process list.")
 
     @Option(help: "The MRKProxy configuration file.")
     var config: String
@@ -109,7 +109,8 @@ final class Shell {
     func interactive(region: String) {
         let historyFile = ProcessInfo.processInfo.environment["MRKPROXY_HISTORY"]
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".mrkproxy_history").path
-        var history = ((try? String(contentsOfFile: historyFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        var history = historyFile.isEmpty ? []
+            : ((try? String(contentsOfFile: historyFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
         print("MRKProxy SQL shell — region \(region)\(connection.database.isReadOnly ? " (read-only replica)" : ""). \\q quits, \\d lists tables.")
         var buffer = ""
         while true {
@@ -125,7 +126,12 @@ final class Shell {
             buffer += (buffer.isEmpty ? "" : "\n") + line
             guard SQLScript.isComplete(buffer) else { continue }
             history.append(buffer.replacingOccurrences(of: "\n", with: " "))
-            try? (history.suffix(500).joined(separator: "\n") + "\n").write(toFile: historyFile, atomically: true, encoding: .utf8)
+            // History may hold plaintext literals: owner-only, and MRKPROXY_HISTORY= (empty) turns it off.
+            if !historyFile.isEmpty {
+                _ = FileManager.default.createFile(atPath: historyFile,
+                                                   contents: Data((history.suffix(500).joined(separator: "\n") + "\n").utf8),
+                                                   attributes: [.posixPermissions: 0o600])
+            }
             do {
                 for statement in try SQLScript.statements(buffer) { try runStatement(statement) }
             } catch {

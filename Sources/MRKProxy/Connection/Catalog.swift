@@ -1,3 +1,4 @@
+import Foundation
 import MRKPostgres
 
 /// Where the configured tables and columns live in this region's database: table OIDs and
@@ -10,6 +11,8 @@ struct Catalog: Sendable {
         let encrypted: [Int: EncryptedColumn]
         /// Attribute number of the row identity column.
         let rowIdentity: Int?
+        /// How row identity values are written in canonical text (the server's output form).
+        let rowIdentityKind: RowIdentity.Kind
         /// Attribute number → column name, for every column.
         let columnNames: [Int: String]
     }
@@ -71,13 +74,18 @@ struct Catalog: Sendable {
                 encrypted[found.attnum] = column
             }
             var identity: Int?
+            var identityKind = RowIdentity.Kind.text
             if let rowIdentity = spec.rowIdentity {
                 guard let found = byName[rowIdentity] else {
                     throw ProxyError(.schemaMismatch, "row_identity column \(spec.name).\(rowIdentity) does not exist")
                 }
+                guard let kind = RowIdentity.Kind(postgresType: found.type) else {
+                    throw ProxyError(.schemaMismatch, "row_identity column \(spec.name).\(rowIdentity) is \(found.type); it must be an integer, text or uuid column")
+                }
                 identity = found.attnum
+                identityKind = kind
             }
-            result[oid] = Table(spec: spec, encrypted: encrypted, rowIdentity: identity, columnNames: names)
+            result[oid] = Table(spec: spec, encrypted: encrypted, rowIdentity: identity, rowIdentityKind: identityKind, columnNames: names)
         }
         return Catalog(tables: result)
     }
@@ -86,4 +94,36 @@ struct Catalog: Sendable {
 extension QualifiedName {
     /// `schema.name`, unquoted: the stable name bound into ciphertexts and key derivations.
     var aadName: String { schema + "." + name }
+}
+
+/// The row identity bound into ciphertexts, in the form PostgreSQL outputs it, so that the value a
+/// write binds is byte for byte what a later read gets back from the server.
+enum RowIdentity {
+    enum Kind: String, Sendable {
+        case integer, text, uuid
+
+        init?(postgresType: String) {
+            switch postgresType {
+            case "smallint", "integer", "bigint": self = .integer
+            case "uuid": self = .uuid
+            case "text": self = .text
+            default:
+                guard postgresType.hasPrefix("character varying") || postgresType.hasPrefix("character(") else { return nil }
+                self = .text
+            }
+        }
+    }
+
+    /// The canonical text of `value` for an identity column of `kind`; nil when it has none.
+    static func canonicalText(_ value: SQLValue, kind: Kind) -> String? {
+        switch (kind, value) {
+        case (_, .null): return nil
+        case (.integer, .int(let i)): return String(i)
+        case (.integer, .text(let s)): return Int(s.trimmingCharacters(in: .whitespaces)).map { String($0) }
+        case (.uuid, .uuid(let u)): return u.uuidString.lowercased()
+        case (.uuid, .text(let s)): return UUID(uuidString: s).map { $0.uuidString.lowercased() }
+        case (.text, .text(let s)): return s
+        default: return nil
+        }
+    }
 }

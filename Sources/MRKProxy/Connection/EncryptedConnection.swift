@@ -138,9 +138,20 @@ public final class EncryptedConnection {
                 return nil
             }
         }
-        let results = try run { try connection.pipeline(statements) }
-        if let failure { throw failure }
-        return results.reduce(0) { $0 + ($1.affectedRows ?? 0) }
+        // Rows are encrypted while earlier ones are already on the wire; so that a value failing
+        // to encrypt half-way commits nothing, the batch runs in a transaction of its own unless
+        // the caller has one open (which then decides).
+        let ownTransaction = connection.transactionStatus == .idle
+        if ownTransaction { try run { try connection.execute("BEGIN") } }
+        do {
+            let results = try run { try connection.pipeline(statements) }
+            if let failure { throw failure }
+            if ownTransaction { try run { try connection.execute("COMMIT") } }
+            return results.reduce(0) { $0 + ($1.affectedRows ?? 0) }
+        } catch {
+            if ownTransaction && connection.transactionStatus != .idle { _ = try? connection.execute("ROLLBACK") }
+            throw error
+        }
     }
 
     /// Bulk-loads rows into a table with `COPY … FROM STDIN`, encrypting configured columns (and
@@ -259,6 +270,7 @@ public final class EncryptedConnection {
         let column: EncryptedColumn
         let aadTable: String
         let identityColumn: String?
+        let identityKind: RowIdentity.Kind
         /// nil for `format: esdk` columns.
         let cipher: ColumnCipher?
     }
@@ -280,7 +292,9 @@ public final class EncryptedConnection {
     private func sealer(for column: EncryptedColumn, version: UInt32) throws -> Sealer {
         let cipher = column.format == .esdk ? nil
             : try self.cipher(for: column, keyID: CompactKeyID(keyspace: database.keyspaceID, version: version))
-        return Sealer(column: column, aadTable: column.table.aadName, identityColumn: rowIdentities[column.table], cipher: cipher)
+        let kind = database.catalog.tables.values.first { $0.spec.name == column.table }?.rowIdentityKind ?? .text
+        return Sealer(column: column, aadTable: column.table.aadName, identityColumn: rowIdentities[column.table],
+                      identityKind: kind, cipher: cipher)
     }
 
     /// Seals `value` for `column` under the active branch key.
@@ -293,8 +307,8 @@ public final class EncryptedConnection {
         let column = sealer.column
         var identityBytes: [UInt8]?
         if let identityColumn = sealer.identityColumn {
-            guard let rowIdentity, let text = rowIdentity.postgresText else {
-                throw ProxyError(.invalidValue, "\(column.table).\(column.name) is bound to its row: the row's \(identityColumn) must be given")
+            guard let rowIdentity, let text = RowIdentity.canonicalText(rowIdentity, kind: sealer.identityKind) else {
+                throw ProxyError(.invalidValue, "\(column.table).\(column.name) is bound to its row: the row's \(identityColumn) must be given (a non-NULL \(sealer.identityKind.rawValue) value)")
             }
             identityBytes = Array(text.utf8)
         }
@@ -418,6 +432,7 @@ public final class EncryptedConnection {
     }
 
     /// Runs a libpq call, turning its errors into `ProxyError`s.
+    @discardableResult
     func run<R>(_ body: () throws -> R) throws -> R {
         do {
             return try body()

@@ -30,7 +30,7 @@ public final class EncryptedDatabase: Sendable {
     private let esdk: ESDKColumns?
 
     private init(configuration: ProxyConfiguration, region: String, kms: any KMSClient, keyARN: String, keystore: BranchKeyStore,
-                 catalog: Catalog, keyspaceID: UInt32, logger: Logger) {
+                 catalog: Catalog, keyspaceID: UInt32, logger: Logger) throws {
         self.configuration = configuration
         self.region = region
         self.isReadOnly = configuration.regions[region]!.readOnly
@@ -42,7 +42,7 @@ public final class EncryptedDatabase: Sendable {
         self.keyspaceID = keyspaceID
         self.logger = logger
         let usesESDK = configuration.tables.values.contains { $0.columns.values.contains { $0.format == .esdk } }
-        self.esdk = usesESDK ? try? ESDKColumns(keyARN: keyARN, kms: kms) : nil
+        self.esdk = usesESDK ? try ESDKColumns(keyARN: keyARN, kms: kms) : nil
     }
 
     /// The ESDK-format column support (only when such columns are configured).
@@ -89,7 +89,7 @@ public final class EncryptedDatabase: Sendable {
             throw ProxyError(.kmsKey, "KMS key \(keyARN) is not usable in \(region): \(error.reason)")
         }
         logger.info("mrkproxy open", metadata: ["region": "\(region)", "kms.key": "\(keyARN)", "read_only": "\(regionConfig.readOnly)"])
-        return EncryptedDatabase(configuration: configuration, region: region, kms: kms, keyARN: keyARN, keystore: keystore,
+        return try EncryptedDatabase(configuration: configuration, region: region, kms: kms, keyARN: keyARN, keystore: keystore,
                                  catalog: catalog, keyspaceID: keyspaceID, logger: logger)
     }
 

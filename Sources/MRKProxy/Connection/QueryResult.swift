@@ -142,6 +142,11 @@ final class ResultDecoder {
                 guard let first = candidates.first else {
                     throw ProxyError(.refused, "reading \(table.spec.name).\(spec.name) needs the row identity column \(table.spec.rowIdentity!) in the same result (row_identity is configured)")
                 }
+                // With the table twice in the result (a self-join) a value could be checked against
+                // another row's identity: refuse rather than guess.
+                guard candidates.count == 1 else {
+                    throw ProxyError(.refused, "reading \(table.spec.name).\(spec.name): the result has \(candidates.count) \(table.spec.rowIdentity!) columns of \(table.spec.name) (a self-join?); select the encrypted column of one table instance only")
+                }
                 identityIndex = first
             }
             return .encrypted(spec, table: "\(table.spec.name)", identityIndex: identityIndex)
