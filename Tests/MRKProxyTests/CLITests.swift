@@ -90,6 +90,25 @@ import Testing
                 "SELECT id, name FROM customers ORDER BY id"], environment: env)
             #expect(status == 0 && out == "id,name\n1,Ada\n2,Bob\n")
 
+            // Rotation: a new active version; values sealed under v1 still read, new ones use v2.
+            (status, out, err) = try await Self.run(["keystore", "rotate", "--config", file.path], environment: env)
+            #expect(status == 0 && out.contains("version 2 is now active"), "\(err)")
+            (status, out, err) = try await Self.run(["keystore", "list", "--config", file.path], environment: env)
+            #expect(status == 0 && out.contains("decrypt_only") && out.contains(" 2 ") , "\(out)\(err)")
+            let later = secret("CLI")
+            (status, _, err) = try await Self.run(["sql", "--config", file.path, "--region", "us-east-1", "-c",
+                "INSERT INTO customers (id, name, ssn) VALUES (3, 'Cy', '\(later)')"], environment: env)
+            #expect(status == 0, "\(err)")
+            let raw = try PostgresConnection(stack.databaseURL(replica: false))
+                .execute("SELECT id, ssn FROM customers WHERE id IN (1, 3) ORDER BY id", resultFormat: .binary)
+            // Bytes 6…9 of a compact value are its key version.
+            #expect(raw.bytes(row: 0, column: 1).map { Array($0[6..<10]) } == [0, 0, 0, 1])
+            #expect(raw.bytes(row: 1, column: 1).map { Array($0[6..<10]) } == [0, 0, 0, 2])
+            (status, out, err) = try await Self.run(["sql", "--config", file.path, "--region", "us-east-1", "--csv", "-c",
+                "SELECT id, ssn FROM customers WHERE id IN (1, 3) ORDER BY id"], environment: env)
+            #expect(status == 0 && out == "id,ssn\n1,\(ssn)\n3,\(later)\n", "\(out)\(err)")
+            try stack.cluster.waitForReplication()
+
             // The interactive shell, fed from standard input.
             (status, out, err) = try await Self.run(["sql", "--config", file.path, "--region", "ap-southeast-2"], environment: env,
                                                     input: "\\d customers\nSELECT id, name,\n  ssn FROM customers WHERE id = 1;\n\\q\n")
