@@ -48,10 +48,12 @@ final class KeyCache: @unchecked Sendable {
 
     /// The key, loading it (once, however many callers ask at the same time) when needed.
     func value(for key: Key, load: @escaping @Sendable () async throws -> SecretBytes) async throws -> SecretBytes {
+        if let secret = cached(key) { return secret }
         let (task, stale): (Task<SecretBytes, Error>, (SecretBytes, ContinuousClock.Instant)?) = lock.withLock {
             var stale: (SecretBytes, ContinuousClock.Instant)?
             switch entries[key] {
             case .ready(let secret, let loadedAt):
+                // Loaded by another caller since `cached` looked: no new task needed.
                 if clock.now - loadedAt < ttl { return (Task { secret }, nil) }
                 stale = (secret, loadedAt)
             case .loading(let task, let previous):
