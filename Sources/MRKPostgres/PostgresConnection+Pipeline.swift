@@ -55,7 +55,11 @@ extension PostgresConnection {
             }
             guard sent == 1 else { throw PostgresError(.client, message: libpqMessage(handle)) }
             state.sent += 1
-            try pumpPipeline(&state, waitForAll: false)
+            // Flushing and polling after every statement costs a send and a receive system call
+            // per row and wakes the server once per row; doing it every few dozen statements lets
+            // the server work through a chunk while the next one is being prepared. (libpq also
+            // flushes by itself once 64 KiB are queued, and reads while a send would block.)
+            if state.sent % Self.pipelinePumpInterval == 0 { try pumpPipeline(&state, waitForAll: false) }
         }
         guard PQpipelineSync(handle) == 1 else { throw PostgresError(.client, message: libpqMessage(handle)) }
         state.syncPending = true
@@ -66,6 +70,9 @@ extension PostgresConnection {
         }
         return state.results
     }
+
+    /// Statements queued between two flushes of a pipeline.
+    static let pipelinePumpInterval = 64
 
     private struct PipelineState {
         var sent = 0
