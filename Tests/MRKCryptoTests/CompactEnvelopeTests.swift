@@ -159,4 +159,54 @@ import Testing
         }
         #expect(out == [UInt8](repeating: 0, count: 16))
     }
+    /// Binding to a row by passing its identity separately is the same construction as a context
+    /// that carries it, in both directions, for short and long identities.
+    @Test func rowIdentityPassedSeparatelyMatchesTheContextForm() throws {
+        let c = try cipher()
+        let plaintext = Array("123-45-6789".utf8)
+        for identity in [[UInt8](), Array("42".utf8), SecureRandom.bytes(count: 300)] {
+            let bound = context.withRowIdentity(identity)
+            let sealed = try plaintext.withUnsafeBytes { p in
+                try identity.withUnsafeBytes { try c.seal(p, type: .text, context: context, rowIdentity: $0) }
+            }
+            #expect(try c.open(sealed, context: bound).bytes == plaintext)
+            let sealedWithContext = try c.seal(plaintext, type: .text, context: bound)
+            var out = [UInt8](repeating: 0, count: plaintext.count)
+            let opened = try sealedWithContext.withUnsafeBytes { s in
+                try identity.withUnsafeBytes { i in try out.withUnsafeMutableBytes { try c.open(s, context: context, rowIdentity: i, into: $0) } }
+            }
+            #expect(opened.type == .text && out == plaintext)
+            // Another row, or no row at all, does not open it.
+            #expect(throws: CryptoError.self) { try c.open(sealed, context: context.withRowIdentity(identity + [0])) }
+            #expect(throws: CryptoError.self) { try c.open(sealed, context: context) }
+        }
+        let unbound = try plaintext.withUnsafeBytes { try c.seal($0, type: .text, context: context, rowIdentity: nil) }
+        #expect(try c.open(unbound, context: context).bytes == plaintext)
+        #expect(throws: CryptoError.self) { try c.open(unbound, context: context.withRowIdentity([])) }
+    }
+
+    /// RFC 4231 test cases 1, 2 and 6 (a key longer than the block) through the HMAC-SHA256 path
+    /// every per-value key and blind index uses.
+    @Test func hmacSHA256MatchesRFC4231() throws {
+        let cases: [(key: [UInt8], data: String, mac: String)] = [
+            ([UInt8](repeating: 0x0b, count: 20), "Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+            (Array("Jefe".utf8), "what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+            ([UInt8](repeating: 0xaa, count: 131), "Test Using Larger Than Block-Size Key - Hash Key First",
+             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+        ]
+        for (key, data, expected) in cases {
+            let context = try key.withUnsafeBytes { try HMACContext(hash: .sha256, key: $0) }
+            var mac = [UInt8](repeating: 0, count: 32)
+            let message = Array(data.utf8)
+            // Split across the three parts, as the compact format feeds it.
+            try message.withUnsafeBytes { m in
+                try mac.withUnsafeMutableBufferPointer { out in
+                    try context.mac(UnsafeRawBufferPointer(rebasing: m[0..<3]), UnsafeRawBufferPointer(rebasing: m[3..<5]),
+                                    UnsafeRawBufferPointer(rebasing: m[5...]), into: out.baseAddress!)
+                }
+            }
+            #expect(mac.map { String(format: "%02x", $0) }.joined() == expected)
+            #expect(HMAC.sha256(key: SecretBytes(key), data: message) == mac)
+        }
+    }
 }

@@ -31,6 +31,8 @@ public final class ColumnCipher {
     /// The derived per-value key; zeroed after every use.
     private let derivedKey: UnsafeMutableRawBufferPointer
     private let zeroNonce: UnsafeMutableRawBufferPointer
+    /// The row part of the associated data (`0x01 ‖ u32 len ‖ row identity`), rebuilt per value.
+    private var rowScratch: UnsafeMutableRawBufferPointer
     /// Salts drawn from the CSPRNG in bulk (one `RAND_bytes` call per 256 values: a 16-byte
     /// `RAND_bytes` call costs more than the rest of a seal). Salts are public, so pooling them
     /// reveals nothing; the pool is discarded in a forked child so two processes never share salts.
@@ -56,6 +58,7 @@ public final class ColumnCipher {
         derivedKey.initializeMemory(as: UInt8.self, repeating: 0)
         zeroNonce = .allocate(byteCount: AESGCM.nonceByteCount, alignment: 16)
         zeroNonce.initializeMemory(as: UInt8.self, repeating: 0)
+        rowScratch = .allocate(byteCount: 64, alignment: 16)
         saltPool = SaltPool()
     }
 
@@ -65,6 +68,7 @@ public final class ColumnCipher {
         derivedKey.deallocate()
         kdfInput.deallocate()
         zeroNonce.deallocate()
+        rowScratch.deallocate()
     }
 
     /// Seals `plaintext` as a compact value.
@@ -91,11 +95,7 @@ public final class ColumnCipher {
                      into output: UnsafeMutableRawBufferPointer) throws -> Int {
         let total = CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)
         guard output.count >= total else { throw CryptoError(.invalidLength, "output buffer too small for the sealed value") }
-        output[0] = CompactEnvelope.version
-        output[1] = type.rawValue
-        output.storeBytes(of: keyID.keyspace.bigEndian, toByteOffset: 2, as: UInt32.self)
-        output.storeBytes(of: keyID.version.bigEndian, toByteOffset: 6, as: UInt32.self)
-        saltPool.next(into: UnsafeMutableRawBufferPointer(rebasing: output[CompactEnvelope.fixedHeaderByteCount..<CompactEnvelope.headerByteCount]))
+        writeHeader(type: type, into: output)
         let header = UnsafeRawBufferPointer(rebasing: output[0..<CompactEnvelope.headerByteCount])
         try deriveKey(header: header)
         defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
@@ -105,6 +105,88 @@ public final class ColumnCipher {
                               output: UnsafeMutableRawBufferPointer(rebasing: output[CompactEnvelope.headerByteCount..<total]))
         }
         return total
+    }
+
+    /// Seals `plaintext` bound to the table and column of `context` and to `rowIdentity` — the same
+    /// value as `seal(_:type:context: context.withRowIdentity(rowIdentity))`, without building a
+    /// context per row.
+    public func seal(_ plaintext: UnsafeRawBufferPointer, type: PlaintextType, context: ColumnContext,
+                     rowIdentity: UnsafeRawBufferPointer?) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)) { buffer, count in
+            let output = UnsafeMutableRawBufferPointer(buffer)
+            count = CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)
+            writeHeader(type: type, into: output)
+            let header = UnsafeRawBufferPointer(rebasing: output[0..<CompactEnvelope.headerByteCount])
+            try deriveKey(header: header)
+            defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
+            try withAssociatedData(context, rowIdentity) { columnPart, rowPart in
+                try gcm.sealParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
+                                  plaintext: plaintext, aad: header, aad2: columnPart, aad3: rowPart,
+                                  output: UnsafeMutableRawBufferPointer(rebasing: output[CompactEnvelope.headerByteCount..<count]))
+            }
+        }
+    }
+
+    /// Opens a value sealed for the table and column of `context` and `rowIdentity` (see
+    /// `seal(_:type:context:rowIdentity:)`). On failure `output` is zeroed.
+    /// - Parameter output: at least `sealed.count - 42` bytes.
+    /// - Returns: the recorded type and the number of plaintext bytes written.
+    public func open(_ sealed: UnsafeRawBufferPointer, context: ColumnContext, rowIdentity: UnsafeRawBufferPointer?,
+                     into output: UnsafeMutableRawBufferPointer) throws -> (type: PlaintextType, count: Int) {
+        let header = try CompactEnvelope.header(raw: sealed)
+        guard header.keyID == keyID else {
+            throw CryptoError(.keyMismatch, "value sealed under key \(header.keyID), cipher holds key \(keyID)")
+        }
+        let plaintextCount = sealed.count - CompactEnvelope.overheadByteCount
+        guard output.count >= plaintextCount else { throw CryptoError(.invalidLength, "output buffer too small for the plaintext") }
+        let out = UnsafeMutableRawBufferPointer(rebasing: output[0..<plaintextCount])
+        let headerBytes = UnsafeRawBufferPointer(rebasing: sealed[0..<CompactEnvelope.headerByteCount])
+        try deriveKey(header: headerBytes)
+        defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
+        do {
+            try withAssociatedData(context, rowIdentity) { columnPart, rowPart in
+                try gcm.openParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
+                                  ciphertextAndTag: UnsafeRawBufferPointer(rebasing: sealed[CompactEnvelope.headerByteCount...]),
+                                  aad: headerBytes, aad2: columnPart, aad3: rowPart, output: out)
+            }
+        } catch {
+            if out.count > 0 { OPENSSL_cleanse(out.baseAddress, out.count) }
+            throw error
+        }
+        return (header.type, plaintextCount)
+    }
+
+    /// Calls `body` with the two parts of `context.withRowIdentity(rowIdentity).encoded`: the
+    /// table-and-column part stored in `context`, and `0x00` or `0x01 ‖ u32 len ‖ rowIdentity`
+    /// written into scratch memory.
+    private func withAssociatedData<R>(_ context: ColumnContext, _ rowIdentity: UnsafeRawBufferPointer?,
+                                       _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let tailCount = rowIdentity.map { 5 + $0.count } ?? 1
+        if rowScratch.count < tailCount {
+            rowScratch.deallocate()
+            rowScratch = .allocate(byteCount: max(tailCount, 2 * rowScratch.count), alignment: 16)
+        }
+        if let rowIdentity {
+            rowScratch[0] = 1
+            rowScratch.storeBytes(of: UInt32(truncatingIfNeeded: rowIdentity.count).bigEndian, toByteOffset: 1, as: UInt32.self)
+            if rowIdentity.count > 0 {
+                UnsafeMutableRawBufferPointer(rebasing: rowScratch[5..<tailCount]).copyMemory(from: rowIdentity)
+            }
+        } else {
+            rowScratch[0] = 0
+        }
+        return try context.encoded.withUnsafeBytes { encoded in
+            try body(UnsafeRawBufferPointer(rebasing: encoded[0..<context.columnPartByteCount]),
+                     UnsafeRawBufferPointer(rebasing: rowScratch[0..<tailCount]))
+        }
+    }
+
+    private func writeHeader(type: PlaintextType, into output: UnsafeMutableRawBufferPointer) {
+        output[0] = CompactEnvelope.version
+        output[1] = type.rawValue
+        output.storeBytes(of: keyID.keyspace.bigEndian, toByteOffset: 2, as: UInt32.self)
+        output.storeBytes(of: keyID.version.bigEndian, toByteOffset: 6, as: UInt32.self)
+        saltPool.next(into: UnsafeMutableRawBufferPointer(rebasing: output[CompactEnvelope.fixedHeaderByteCount..<CompactEnvelope.headerByteCount]))
     }
 
     /// Opens a compact value. Nothing is released unless the value authenticates.

@@ -12,6 +12,8 @@ public struct ColumnContext: Sendable, Hashable {
     public let rowIdentity: [UInt8]?
     /// `u32 len ‖ table ‖ u32 len ‖ column ‖ 0x00` or `… ‖ 0x01 ‖ u32 len ‖ rowIdentity` (big endian).
     let encoded: [UInt8]
+    /// Length of `u32 len ‖ table ‖ u32 len ‖ column`, the part that does not depend on the row.
+    let columnPartByteCount: Int
 
     /// - Parameters:
     ///   - table: schema-qualified table name (`schema.table`).
@@ -27,6 +29,7 @@ public struct ColumnContext: Sendable, Hashable {
         out.append(contentsOf: table.utf8)
         out.appendBigEndian(UInt32(truncatingIfNeeded: column.utf8.count))
         out.append(contentsOf: column.utf8)
+        columnPartByteCount = out.count
         if let rowIdentity {
             out.append(1)
             out.appendBigEndian(UInt32(truncatingIfNeeded: rowIdentity.count))

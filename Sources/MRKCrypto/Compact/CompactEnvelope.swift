@@ -53,7 +53,8 @@ public enum CompactEnvelope {
         try sealed.withUnsafeBytes { try header(raw: $0) }
     }
 
-    static func header(raw s: UnsafeRawBufferPointer) throws -> Header {
+    /// `header(of:)` for bytes in place.
+    public static func header(raw s: UnsafeRawBufferPointer) throws -> Header {
         guard s.count >= 1 else { throw CryptoError(.malformed, "empty compact value") }
         guard s[0] == version else { throw CryptoError(.unsupported, "compact format version \(s[0]) is not supported") }
         guard s.count >= overheadByteCount else {

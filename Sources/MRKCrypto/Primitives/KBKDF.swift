@@ -49,54 +49,87 @@ public enum KBKDF {
     }
 }
 
-/// A reusable HMAC (`EVP_MAC`) context. Setting a key computes the inner/outer states once; each
-/// `mac` call re-initialises from them, so repeated MACs under one key cost no key schedule and no
-/// algorithm fetch. Not thread-safe.
+/// A reusable HMAC context. Setting a key computes the inner/outer states once; each `mac` call
+/// starts from them, so repeated MACs under one key cost no key schedule and no algorithm fetch.
+/// HMAC-SHA256 (every per-value MAC of the compact format and blind indexes) copies keyed
+/// `SHA256_CTX` states directly; other hashes use `EVP_MAC`. Not thread-safe.
 final class HMACContext {
-    private let ctx: OpaquePointer
+    private enum Backend {
+        /// Keyed inner/outer SHA-256 states; cleansed and freed in `deinit`.
+        case sha256(UnsafeMutablePointer<COpenSSL_HMACSHA256Key>)
+        case evp(OpaquePointer)
+    }
+    private let backend: Backend
     /// Output length in bytes.
     let outputByteCount: Int
 
     /// - Parameter key: the key, or nil to set one later with `setKey`.
     init(hash: HKDF.Hash, key: UnsafeRawBufferPointer? = nil) throws {
-        guard let ctx = EVP_MAC_CTX_new(FetchedMACs.hmac) else { throw CryptoError.libcrypto("EVP_MAC_CTX_new") }
-        self.ctx = ctx
         outputByteCount = hash.byteCount
-        let ok: Int32 = hash.name.withCString { digest in
-            var params = [
-                OSSL_PARAM_construct_utf8_string(StaticString("digest").cString, UnsafeMutablePointer(mutating: digest), 0),
-                OSSL_PARAM_construct_end(),
-            ]
-            return params.withUnsafeMutableBufferPointer { p in EVP_MAC_CTX_set_params(ctx, p.baseAddress) }
+        if hash == .sha256 {
+            let state = UnsafeMutablePointer<COpenSSL_HMACSHA256Key>.allocate(capacity: 1)
+            state.initialize(to: COpenSSL_HMACSHA256Key())
+            backend = .sha256(state)
+        } else {
+            guard let ctx = EVP_MAC_CTX_new(FetchedMACs.hmac) else { throw CryptoError.libcrypto("EVP_MAC_CTX_new") }
+            let ok: Int32 = hash.name.withCString { digest in
+                var params = [
+                    OSSL_PARAM_construct_utf8_string(StaticString("digest").cString, UnsafeMutablePointer(mutating: digest), 0),
+                    OSSL_PARAM_construct_end(),
+                ]
+                return params.withUnsafeMutableBufferPointer { p in EVP_MAC_CTX_set_params(ctx, p.baseAddress) }
+            }
+            guard ok == 1 else {
+                EVP_MAC_CTX_free(ctx)
+                throw CryptoError.libcrypto("HMAC digest")
+            }
+            backend = .evp(ctx)
         }
-        guard ok == 1 else {
-            EVP_MAC_CTX_free(ctx)
-            throw CryptoError.libcrypto("HMAC digest")
-        }
-        if let key { try setKey(key) }
+        try setKey(key ?? .empty)
     }
 
-    deinit { EVP_MAC_CTX_free(ctx) }
+    deinit {
+        switch backend {
+        case .sha256(let state):
+            OPENSSL_cleanse(state, MemoryLayout<COpenSSL_HMACSHA256Key>.size)
+            state.deallocate()
+        case .evp(let ctx):
+            EVP_MAC_CTX_free(ctx)
+        }
+    }
 
     /// Replaces the key. An empty key is allowed (HMAC pads it with zeros).
     func setKey(_ key: UnsafeRawBufferPointer) throws {
-        // EVP_MAC_init treats a NULL key as "keep the old key", so an empty key needs a real pointer.
-        let ok = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { dummy in
-            EVP_MAC_init(ctx, key.u8 ?? UnsafePointer(dummy.baseAddress!), key.count, nil)
+        switch backend {
+        case .sha256(let state):
+            guard COpenSSL_hmac_sha256_setkey(state, key.u8, key.count) == 1 else { throw CryptoError.libcrypto("HMAC-SHA256 key") }
+        case .evp(let ctx):
+            // EVP_MAC_init treats a NULL key as "keep the old key", so an empty key needs a real pointer.
+            let ok = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { dummy in
+                EVP_MAC_init(ctx, key.u8 ?? UnsafePointer(dummy.baseAddress!), key.count, nil)
+            }
+            guard ok == 1 else { throw CryptoError.libcrypto("EVP_MAC_init") }
         }
-        guard ok == 1 else { throw CryptoError.libcrypto("EVP_MAC_init") }
     }
 
     /// Writes HMAC(key, part1 ‖ part2 ‖ part3) to `output` (`outputByteCount` bytes).
     func mac(_ part1: UnsafeRawBufferPointer, _ part2: UnsafeRawBufferPointer = .empty, _ part3: UnsafeRawBufferPointer = .empty,
              into output: UnsafeMutablePointer<UInt8>) throws {
-        var outLen = 0
-        guard EVP_MAC_init(ctx, nil, 0, nil) == 1,
-              part1.count == 0 || EVP_MAC_update(ctx, part1.u8, part1.count) == 1,
-              part2.count == 0 || EVP_MAC_update(ctx, part2.u8, part2.count) == 1,
-              part3.count == 0 || EVP_MAC_update(ctx, part3.u8, part3.count) == 1,
-              EVP_MAC_final(ctx, output, &outLen, outputByteCount) == 1, outLen == outputByteCount else {
-            throw CryptoError.libcrypto("HMAC")
+        switch backend {
+        case .sha256(let state):
+            guard COpenSSL_hmac_sha256(state, part1.baseAddress, part1.count, part2.baseAddress, part2.count,
+                                       part3.baseAddress, part3.count, output) == 1 else {
+                throw CryptoError.libcrypto("HMAC-SHA256")
+            }
+        case .evp(let ctx):
+            var outLen = 0
+            guard EVP_MAC_init(ctx, nil, 0, nil) == 1,
+                  part1.count == 0 || EVP_MAC_update(ctx, part1.u8, part1.count) == 1,
+                  part2.count == 0 || EVP_MAC_update(ctx, part2.u8, part2.count) == 1,
+                  part3.count == 0 || EVP_MAC_update(ctx, part3.u8, part3.count) == 1,
+                  EVP_MAC_final(ctx, output, &outLen, outputByteCount) == 1, outLen == outputByteCount else {
+                throw CryptoError.libcrypto("HMAC")
+            }
         }
     }
 }
