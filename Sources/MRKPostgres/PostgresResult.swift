@@ -77,6 +77,15 @@ public final class PostgresResult {
         return try body(UnsafeRawBufferPointer(start: pointer, count: length))
     }
 
+    /// The raw value bytes as sent by the server, in place (nil for NULL). The memory belongs to
+    /// this result: use it only while the result is alive.
+    public func valueBytes(row: Int, column: Int) -> UnsafeRawBufferPointer? {
+        precondition(row >= 0 && row < rowCount && column >= 0 && column < columns.count, "row or column out of range")
+        let r = Int32(row), c = Int32(column)
+        if PQgetisnull(handle, r, c) == 1 { return nil }
+        return UnsafeRawBufferPointer(start: UnsafeRawPointer(PQgetvalue(handle, r, c)!), count: Int(PQgetlength(handle, r, c)))
+    }
+
     /// The raw value bytes as sent by the server (text or binary representation), nil for NULL.
     public func bytes(row: Int, column: Int) -> [UInt8]? {
         withValueBytes(row: row, column: column) { $0.map { Array($0) } }
@@ -124,34 +133,53 @@ public struct PostgresRow {
 public enum ByteaText {
     /// Decodes `\x…` hex output.
     public static func decode(_ raw: UnsafeRawBufferPointer) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: try decodedByteCount(raw)) { buffer, initialized in
+            initialized = try decode(raw, into: UnsafeMutableRawBufferPointer(buffer))
+        }
+    }
+
+    /// The number of bytes `raw` (`\x…` hex output) decodes to.
+    public static func decodedByteCount(_ raw: UnsafeRawBufferPointer) throws -> Int {
         guard raw.count >= 2, raw[0] == UInt8(ascii: "\\"), raw[1] == UInt8(ascii: "x"), raw.count % 2 == 0 else {
             throw PostgresError(.invalidUse, message: "bytea value is not in hex format (set bytea_output = 'hex')")
         }
-        let count = (raw.count - 2) / 2
-        var valid = true
-        let out = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var i = 2
-            for o in 0..<count {
-                let hi = nibbles[Int(raw[i])], lo = nibbles[Int(raw[i + 1])]
-                valid = valid && hi != 0xff && lo != 0xff
-                buffer[o] = hi << 4 | (lo & 0x0f)
-                i += 2
-            }
-            initialized = count
-        }
-        guard valid else { throw PostgresError(.invalidUse, message: "bytea value has a non-hex digit") }
-        return out
+        return (raw.count - 2) / 2
     }
 
-    /// Hex digit values by byte; 0xff for anything else.
-    private static let nibbles: [UInt8] = (0..<256).map { byte -> UInt8 in
-        switch UInt8(byte) {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(byte) - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt8(byte) - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt8(byte) - UInt8(ascii: "A") + 10
-        default: 0xff
+    /// Decodes `\x…` hex output into `output` (at least `decodedByteCount(raw)` bytes).
+    /// - Returns: the number of bytes written.
+    public static func decode(_ raw: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        let count = try decodedByteCount(raw)
+        guard output.count >= count else { throw PostgresError(.invalidUse, message: "bytea output buffer too small") }
+        guard count > 0 else { return 0 }
+        let table = nibbles
+        let input = raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + 2
+        let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        // Valid digits have values below 16; any invalid byte maps to 0xff and sets high bits.
+        var invalid: UInt8 = 0
+        for o in 0..<count {
+            let hi = table[Int(input[2 &* o])], lo = table[Int(input[2 &* o &+ 1])]
+            invalid |= hi | lo
+            out[o] = hi << 4 | (lo & 0x0f)
         }
+        guard invalid & 0xf0 == 0 else { throw PostgresError(.invalidUse, message: "bytea value has a non-hex digit") }
+        return count
     }
+
+    /// Hex digit values by byte; 0xff for anything else. Allocated once, never freed.
+    // Written once while initialising, then only read.
+    nonisolated(unsafe) private static let nibbles: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for byte in 0..<256 {
+            table[byte] = switch UInt8(byte) {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(byte) - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt8(byte) - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt8(byte) - UInt8(ascii: "A") + 10
+            default: 0xff
+            }
+        }
+        return UnsafePointer(table)
+    }()
 
     /// Encodes bytes as `\x…` hex text (for literals and text-format COPY).
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
