@@ -112,10 +112,15 @@ import Testing
             #expect(PostgresTime.dateText(date) == text)
             #expect(PostgresTime.parseDate(text) == date)
         }
-        for invalid in ["2023-02-29", "2024-13-01", "2024-04-31", "2024-1-1", "x-01-01", "2024-00-10"] {
+        for invalid in ["2023-02-29", "2024-13-01", "2024-04-31", "2024-1-1", "x-01-01", "2024-00-10", "2024-01-1x", "2024--01-01",
+                        "-2024-01-01", "2024-01-01-", " 2024-01-01", "2024-01-011", "-01-01", "", "2024-01"] {
             #expect(PostgresTime.parseDate(invalid) == nil, "\(invalid)")
         }
         #expect(PostgresTime.parseDate("2024-02-29") != nil)
+        // Forms outside the fast path still parse as before: a sign, a long year.
+        #expect(PostgresTime.parseDays("+2024-01-01") == PostgresTime.parseDays("2024-01-01"))
+        #expect(PostgresTime.parseDays("12345678901-01-01") == PostgresTime.days(fromCivil: 12_345_678_901, 1, 1))
+        #expect(PostgresTime.parseDays("1970-01-02") == 1)
         // PostgreSQL: SELECT '0001-01-01'::date - '1970-01-01'::date = -719162.
         #expect(PostgresTime.parseDate("0001-01-01") == Date(timeIntervalSince1970: -719_162 * 86_400))
         #expect(PostgresTime.dateText(Date(timeIntervalSince1970: -719_162 * 86_400)) == "0001-01-01")

@@ -119,7 +119,7 @@ enum RowIdentity {
         switch (kind, value) {
         case (_, .null): return nil
         case (.integer, .int(let i)): return String(i)
-        case (.integer, .text(let s)): return Int(s.trimmingCharacters(in: .whitespaces)).map { String($0) }
+        case (.integer, .text(let s)): return Int(trimmedForParsing(s)).map { String($0) }
         case (.uuid, .uuid(let u)): return u.uuidString.lowercased()
         case (.uuid, .text(let s)): return UUID(uuidString: s).map { $0.uuidString.lowercased() }
         case (.text, .text(let s)): return s

@@ -19,7 +19,8 @@ public final class EncryptedConnection {
     let connection: PostgresConnection
     let interceptor: SQLInterceptor
     private var ciphers: [CipherKey: ColumnCipher] = [:]
-    private var indexers: [ColumnKey: BlindIndexer] = [:]
+    private var indexers: [ColumnKey: ColumnIndexer] = [:]
+    private var sealers: [SealerKey: Sealer] = [:]
     private var active: (version: UInt32, checkedAt: ContinuousClock.Instant)?
     private let clock = ContinuousClock()
     private var preparedCount = 0
@@ -34,6 +35,11 @@ public final class EncryptedConnection {
             table = column.table.name
             self.column = column.name
         }
+    }
+
+    private struct SealerKey: Hashable {
+        let column: ColumnKey
+        let version: UInt32
     }
 
     private struct CipherKey: Hashable {
@@ -236,20 +242,20 @@ public final class EncryptedConnection {
                 return values[index]
             }
         }
-        return try binder.steps!.map { step -> PostgresParameter in
+        let steps = binder.steps!
+        var parameters: [PostgresParameter] = []
+        parameters.reserveCapacity(steps.count)
+        for step in steps {
             switch step {
             case .passthrough(let source):
-                return try resolve(source).parameter
+                parameters.append(try resolve(source).parameter)
             case .seal(let source, let identity, let sealer):
-                return try seal(resolve(source), sealer: sealer, rowIdentity: identity.map(resolve))
-            case .index(let source, let column, let indexer):
-                let value = try resolve(source)
-                if value.isNull { return .null }
-                var plaintext = try ColumnCodec.encode(value, as: column.type, column: "\(column.table).\(column.name)")
-                defer { zeroize(&plaintext) }
-                return .bytea(try indexer.index(tag: column.type.plaintextType.rawValue, value: plaintext, byteCount: column.blindIndexBits / 8))
+                parameters.append(try seal(resolve(source), sealer: sealer, rowIdentity: identity.map(resolve)))
+            case .index(let source, let indexer):
+                parameters.append(try indexer.index(resolve(source)).map(PostgresParameter.bytea) ?? .null)
             }
         }
+        return parameters
     }
 
     /// How to bind a plan's parameters, resolved once per plan and active key version.
@@ -257,7 +263,7 @@ public final class EncryptedConnection {
         enum Step {
             case passthrough(ValueSource)
             case seal(ValueSource, identity: ValueSource?, Sealer)
-            case index(ValueSource, EncryptedColumn, BlindIndexer)
+            case index(ValueSource, ColumnIndexer)
         }
         let plan: StatementPlan
         var steps: [Step]?
@@ -265,14 +271,47 @@ public final class EncryptedConnection {
         init(plan: StatementPlan) { self.plan = plan }
     }
 
-    /// Everything needed to seal values of one column.
-    struct Sealer {
+    /// Everything needed to seal values of one column under one key version, computed once.
+    final class Sealer {
         let column: EncryptedColumn
-        let aadTable: String
+        /// `schema.table.column`, for errors (never values).
+        let name: String
+        /// The table and column part of the associated data.
+        let context: ColumnContext
         let identityColumn: String?
         let identityKind: RowIdentity.Kind
         /// nil for `format: esdk` columns.
         let cipher: ColumnCipher?
+
+        init(column: EncryptedColumn, identityColumn: String?, identityKind: RowIdentity.Kind, cipher: ColumnCipher?) {
+            self.column = column
+            name = "\(column.table).\(column.name)"
+            context = ColumnContext(table: column.table.aadName, column: column.name)
+            self.identityColumn = identityColumn
+            self.identityKind = identityKind
+            self.cipher = cipher
+        }
+    }
+
+    /// The blind index of one searchable column.
+    final class ColumnIndexer {
+        let column: EncryptedColumn
+        let name: String
+        let indexer: BlindIndexer
+
+        init(column: EncryptedColumn, indexer: BlindIndexer) {
+            self.column = column
+            name = "\(column.table).\(column.name)"
+            self.indexer = indexer
+        }
+
+        /// The index of `value`; nil for NULL.
+        func index(_ value: SQLValue) throws -> [UInt8]? {
+            if value.isNull { return nil }
+            var plaintext = try ColumnCodec.encode(value, as: column.type, column: name)
+            defer { zeroize(&plaintext) }
+            return try indexer.index(tag: column.type.plaintextType.rawValue, value: plaintext, byteCount: column.blindIndexBits / 8)
+        }
     }
 
     private func prepareSteps(_ binder: Binder, version: UInt32) throws {
@@ -283,18 +322,21 @@ public final class EncryptedConnection {
             case .encrypt(let source, let column, let identity):
                 return .seal(source, identity: identity, try sealer(for: column, version: version))
             case .blindIndex(let source, let column):
-                return .index(source, column, try indexer(for: column))
+                return .index(source, try indexer(for: column))
             }
         }
         binder.version = version
     }
 
     private func sealer(for column: EncryptedColumn, version: UInt32) throws -> Sealer {
+        let cacheKey = SealerKey(column: ColumnKey(column), version: version)
+        if let sealer = sealers[cacheKey] { return sealer }
         let cipher = column.format == .esdk ? nil
             : try self.cipher(for: column, keyID: CompactKeyID(keyspace: database.keyspaceID, version: version))
         let kind = database.catalog.tables.values.first { $0.spec.name == column.table }?.rowIdentityKind ?? .text
-        return Sealer(column: column, aadTable: column.table.aadName, identityColumn: rowIdentities[column.table],
-                      identityKind: kind, cipher: cipher)
+        let sealer = Sealer(column: column, identityColumn: rowIdentities[column.table], identityKind: kind, cipher: cipher)
+        sealers[cacheKey] = sealer
+        return sealer
     }
 
     /// Seals `value` for `column` under the active branch key.
@@ -305,14 +347,14 @@ public final class EncryptedConnection {
     private func seal(_ value: SQLValue, sealer: Sealer, rowIdentity: SQLValue?) throws -> PostgresParameter {
         if value.isNull { return .null }
         let column = sealer.column
-        var identityBytes: [UInt8]?
+        var identity: String?
         if let identityColumn = sealer.identityColumn {
             guard let rowIdentity, let text = RowIdentity.canonicalText(rowIdentity, kind: sealer.identityKind) else {
-                throw ProxyError(.invalidValue, "\(column.table).\(column.name) is bound to its row: the row's \(identityColumn) must be given (a non-NULL \(sealer.identityKind.rawValue) value)")
+                throw ProxyError(.invalidValue, "\(sealer.name) is bound to its row: the row's \(identityColumn) must be given (a non-NULL \(sealer.identityKind.rawValue) value)")
             }
-            identityBytes = Array(text.utf8)
+            identity = text
         }
-        var plaintext = try ColumnCodec.encode(value, as: column.type, column: "\(column.table).\(column.name)")
+        var plaintext = try ColumnCodec.encode(value, as: column.type, column: sealer.name)
         defer { zeroize(&plaintext) }
         guard let cipher = sealer.cipher else {
             var text = try ColumnCodec.text(of: plaintext, as: column.type)
@@ -320,16 +362,17 @@ public final class EncryptedConnection {
             let esdk = try database.esdkColumns()
             return .bytea(try esdk.seal(text, column: column) { try database.blocking($0) })
         }
-        let context = ColumnContext(table: sealer.aadTable, column: column.name, rowIdentity: identityBytes)
-        return .bytea(try cipher.seal(plaintext, type: column.type.plaintextType, context: context))
+        let type = column.type.plaintextType
+        let sealed = try plaintext.withUnsafeBytes { plaintext in
+            guard var identity else { return try cipher.seal(plaintext, type: type, context: sealer.context, rowIdentity: nil) }
+            return try identity.withUTF8 { try cipher.seal(plaintext, type: type, context: sealer.context, rowIdentity: UnsafeRawBufferPointer($0)) }
+        }
+        return .bytea(sealed)
     }
 
     /// The blind index of `value` for a searchable column; nil for NULL.
     func blindIndex(_ value: SQLValue, column: EncryptedColumn) throws -> [UInt8]? {
-        if value.isNull { return nil }
-        var plaintext = try ColumnCodec.encode(value, as: column.type, column: "\(column.table).\(column.name)")
-        defer { zeroize(&plaintext) }
-        return try indexer(for: column).index(tag: column.type.plaintextType.rawValue, value: plaintext, byteCount: column.blindIndexBits / 8)
+        try indexer(for: column).index(value)
     }
 
     // MARK: Keys
@@ -350,11 +393,12 @@ public final class EncryptedConnection {
         return cipher
     }
 
-    private func indexer(for column: EncryptedColumn) throws -> BlindIndexer {
+    private func indexer(for column: EncryptedColumn) throws -> ColumnIndexer {
         let key = ColumnKey(column)
         if let indexer = indexers[key] { return indexer }
         let beacon = try BranchKeyStore.beaconKey(fromFirstVersion: try database.branchKey(version: 1, keyspaceID: database.keyspaceID))
-        let indexer = try BlindIndexer(key: try KeyDerivation.blindIndexKey(beaconKey: beacon, table: column.table.aadName, column: column.name))
+        let blindIndexer = try BlindIndexer(key: try KeyDerivation.blindIndexKey(beaconKey: beacon, table: column.table.aadName, column: column.name))
+        let indexer = ColumnIndexer(column: column, indexer: blindIndexer)
         indexers[key] = indexer
         return indexer
     }

@@ -88,16 +88,37 @@ public struct Row: Sendable {
 final class ResultDecoder {
     enum Slot {
         case plain(PostgresOID)
-        case encrypted(EncryptedColumn, table: String, identityIndex: Int?)
+        case encrypted(EncryptedSlot)
+    }
+
+    /// An encrypted result column, with everything opening its values needs resolved once.
+    final class EncryptedSlot {
+        let column: EncryptedColumn
+        /// `schema.table`, for errors.
+        let table: String
+        /// The result column holding the row identity the values are bound to.
+        let identityIndex: Int?
+        /// The table and column part of the associated data.
+        let context: ColumnContext
+        /// The cipher of the last key id seen (values of a column rarely change key).
+        var lastCipher: (keyID: CompactKeyID, cipher: ColumnCipher)?
+
+        init(column: EncryptedColumn, table: String, identityIndex: Int?) {
+            self.column = column
+            self.table = table
+            self.identityIndex = identityIndex
+            context = ColumnContext(table: column.table.aadName, column: column.name)
+        }
+
+        /// The error for a value that does not open (built only when one fails).
+        var failure: ProxyError {
+            ProxyError(.integrity, "a value of \(table).\(column.name) failed to decrypt: it was altered, or copied from another row or column")
+        }
     }
 
     let names: [String]
     let slots: [Slot]
     unowned let connection: EncryptedConnection
-    /// Per slot: the cipher of the last key id seen (values of a column rarely change key).
-    private var lastCipher: [(keyID: CompactKeyID, cipher: ColumnCipher)?]
-    /// Per slot: the table name bound into ciphertexts (`schema.table`).
-    private let aadNames: [String]
 
     /// Truncated-blind-index checks: result column, its type, and the accepted canonical values.
     private let postFilters: [(column: Int, type: ColumnValueType, accepted: Set<[UInt8]>)]
@@ -107,6 +128,15 @@ final class ResultDecoder {
     /// Whether ciphers are made for this decoder alone (it runs on another thread).
     private let ownCiphers: Bool
     private var ciphers: [CompactKeyID: [Int: ColumnCipher]] = [:]
+    /// Reused buffers: the sealed bytes of the value being opened, and its plaintext (zeroed after
+    /// every value). Grown when a value needs more.
+    private var sealedScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 16)
+    private var plaintextScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 16)
+
+    deinit {
+        sealedScratch.deallocate()
+        plaintextScratch.deallocate()
+    }
 
     /// Whether any result column is decrypted.
     var hasEncryptedColumns: Bool {
@@ -149,16 +179,11 @@ final class ResultDecoder {
                 }
                 identityIndex = first
             }
-            return .encrypted(spec, table: "\(table.spec.name)", identityIndex: identityIndex)
-        }
-        lastCipher = Array(repeating: nil, count: slots.count)
-        aadNames = slots.map { slot in
-            if case .encrypted(let column, _, _) = slot { return column.table.aadName }
-            return ""
+            return .encrypted(EncryptedSlot(column: spec, table: "\(table.spec.name)", identityIndex: identityIndex))
         }
     }
 
-    /// Decodes row `index` of `result`.
+    /// Row `index` of `result`, decrypted; nil when a post-filter drops it.
     func decodeRow(_ result: PostgresResult, _ index: Int) throws -> Row? {
         var values: [SQLValue] = []
         values.reserveCapacity(slots.count)
@@ -166,13 +191,20 @@ final class ResultDecoder {
             switch slot {
             case .plain(let oid):
                 values.append(result.string(row: index, column: column).map { SQLValue(postgresText: $0, oid: oid) } ?? .null)
-            case .encrypted(let spec, let table, let identityIndex):
-                guard let sealed = try result.bytea(row: index, column: column) else { values.append(.null); continue }
-                let identity = identityIndex.flatMap { result.withValueBytes(row: index, column: $0) { $0.map { Array($0) } } }
-                if identityIndex != nil && identity == nil {
-                    throw ProxyError(.integrity, "\(table).\(spec.name) holds a value in a row whose row identity is NULL")
+            case .encrypted(let encrypted):
+                guard let raw = result.valueBytes(row: index, column: column) else { values.append(.null); continue }
+                let sealed: UnsafeRawBufferPointer
+                if result.columns[column].format == .binary {
+                    sealed = raw
+                } else {
+                    let count = try ByteaText.decodedByteCount(raw)
+                    if sealedScratch.count < count {
+                        sealedScratch.deallocate()
+                        sealedScratch = .allocate(byteCount: count, alignment: 16)
+                    }
+                    sealed = UnsafeRawBufferPointer(rebasing: sealedScratch[0..<(try ByteaText.decode(raw, into: sealedScratch))])
                 }
-                values.append(try open(sealed, slot: column, column: spec, table: table, rowIdentity: identity))
+                values.append(try open(sealed, slot: column, encrypted, result: result, row: index))
             }
         }
         // Drop rows that matched a truncated blind index only by chance.
@@ -184,39 +216,56 @@ final class ResultDecoder {
         return Row(columns: names, values: values)
     }
 
-    private func open(_ sealed: [UInt8], slot: Int, column: EncryptedColumn, table: String, rowIdentity: [UInt8]?) throws -> SQLValue {
-        let failure = ProxyError(.integrity, "a value of \(table).\(column.name) failed to decrypt: it was altered, or copied from another row or column")
+    private func open(_ sealed: UnsafeRawBufferPointer, slot: Int, _ encrypted: EncryptedSlot, result: PostgresResult, row: Int) throws -> SQLValue {
+        let column = encrypted.column
         if column.format == .esdk {
             let esdk = try connection.database.esdkColumns()
             do {
-                let text = try esdk.open(sealed, column: column) { try connection.database.blocking($0) }
+                let text = try esdk.open(Array(sealed), column: column) { try connection.database.blocking($0) }
                 return try ColumnCodec.value(ofText: text, as: column.type)
             } catch let error as ProxyError {
                 throw error
             } catch {
-                throw failure
+                throw encrypted.failure
             }
         }
-        guard let header = try? CompactEnvelope.header(of: sealed) else { throw failure }
-        let cipher: ColumnCipher
-        if let last = lastCipher[slot], last.keyID == header.keyID {
-            cipher = last.cipher
+        guard let header = try? CompactEnvelope.header(raw: sealed) else { throw encrypted.failure }
+        let cipher = try cipher(for: encrypted, slot: slot, keyID: header.keyID)
+        let count = sealed.count - CompactEnvelope.overheadByteCount
+        if plaintextScratch.count < count {
+            plaintextScratch.deallocate()
+            plaintextScratch = .allocate(byteCount: count, alignment: 16)
+        }
+        let output = UnsafeMutableRawBufferPointer(rebasing: plaintextScratch[0..<count])
+        defer { output.initializeMemory(as: UInt8.self, repeating: 0) }
+        // The row identity is read in place from the result (its canonical text form).
+        let opened: (type: PlaintextType, count: Int)?
+        if let identityIndex = encrypted.identityIndex {
+            guard let identity = result.valueBytes(row: row, column: identityIndex) else {
+                throw ProxyError(.integrity, "\(encrypted.table).\(column.name) holds a value in a row whose row identity is NULL")
+            }
+            opened = try? cipher.open(sealed, context: encrypted.context, rowIdentity: identity, into: output)
         } else {
-            if ownCiphers {
-                if let own = ciphers[header.keyID]?[slot] {
-                    cipher = own
-                } else {
-                    cipher = try connection.makeCipher(for: column, keyID: header.keyID)
-                    ciphers[header.keyID, default: [:]][slot] = cipher
-                }
+            opened = try? cipher.open(sealed, context: encrypted.context, rowIdentity: nil, into: output)
+        }
+        guard let opened else { throw encrypted.failure }
+        return try ColumnCodec.decode(UnsafeRawBufferPointer(output), as: opened.type)
+    }
+
+    private func cipher(for encrypted: EncryptedSlot, slot: Int, keyID: CompactKeyID) throws -> ColumnCipher {
+        if let last = encrypted.lastCipher, last.keyID == keyID { return last.cipher }
+        let cipher: ColumnCipher
+        if ownCiphers {
+            if let own = ciphers[keyID]?[slot] {
+                cipher = own
             } else {
-                cipher = try connection.cipher(for: column, keyID: header.keyID)
+                cipher = try connection.makeCipher(for: encrypted.column, keyID: keyID)
+                ciphers[keyID, default: [:]][slot] = cipher
             }
-            lastCipher[slot] = (header.keyID, cipher)
+        } else {
+            cipher = try connection.cipher(for: encrypted.column, keyID: keyID)
         }
-        guard let opened = try? cipher.open(sealed, context: ColumnContext(table: aadNames[slot], column: column.name, rowIdentity: rowIdentity)) else {
-            throw failure
-        }
-        return try ColumnCodec.decode(opened.bytes, as: opened.type)
+        encrypted.lastCipher = (keyID, cipher)
+        return cipher
     }
 }

@@ -41,7 +41,7 @@ enum ColumnCodec {
             let number: Int
             switch value {
             case .int(let i): number = i
-            case .text(let s): guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw invalid() }; number = i
+            case .text(let s): guard let i = Int(trimmedForParsing(s)) else { throw invalid() }; number = i
             default: throw invalid()
             }
             let range: ClosedRange<Int> = type == .int2 ? Int(Int16.min)...Int(Int16.max)
@@ -54,7 +54,7 @@ enum ColumnCodec {
             case .decimal(let d): decimal = d
             case .int(let i): decimal = Decimal(i)
             case .text(let s):
-                guard let d = Decimal(string: s.trimmingCharacters(in: .whitespaces), locale: Locale(identifier: "en_US_POSIX")),
+                guard let d = Decimal(string: String(trimmedForParsing(s)), locale: Locale(identifier: "en_US_POSIX")),
                       !d.isNaN else { throw invalid() }
                 decimal = d
             default: throw invalid()
@@ -65,7 +65,7 @@ enum ColumnCodec {
             switch value {
             case .double(let d): double = d
             case .int(let i): double = Double(i)
-            case .text(let s): guard let d = Double(s.trimmingCharacters(in: .whitespaces)) else { throw invalid() }; double = d
+            case .text(let s): guard let d = Double(trimmedForParsing(s)) else { throw invalid() }; double = d
             default: throw invalid()
             }
             return bigEndian(double.bitPattern)
@@ -81,14 +81,16 @@ enum ColumnCodec {
             default: throw invalid()
             }
         case .date:
-            let date: Date
+            let days: Int
             switch value {
-            case .date(let d): date = d
-            case .text(let s): guard let d = PostgresTime.parseDate(s.trimmingCharacters(in: .whitespaces)) else { throw invalid() }; date = d
+            case .date(let d):
+                let whole = (d.timeIntervalSince1970 / 86_400).rounded(.down)
+                guard whole.magnitude < Double(Int32.max) else { throw invalid() }
+                days = Int(whole)
+            case .text(let s): guard let d = PostgresTime.parseDays(trimmedForParsing(s)) else { throw invalid() }; days = d
             default: throw invalid()
             }
-            let days = (date.timeIntervalSince1970 / 86_400).rounded(.down)
-            guard days.magnitude < Double(Int32.max) else { throw invalid() }
+            guard days.magnitude < Int(Int32.max) else { throw invalid() }
             return bigEndian(Int32(days))
         case .timestamp, .timestamptz:
             let date: Date
@@ -120,6 +122,11 @@ enum ColumnCodec {
 
     /// The value of canonical plaintext `bytes` recorded as `type`.
     static func decode(_ bytes: [UInt8], as type: PlaintextType) throws -> SQLValue {
+        try bytes.withUnsafeBytes { try decode($0, as: type) }
+    }
+
+    /// The value of canonical plaintext `bytes` recorded as `type`.
+    static func decode(_ bytes: UnsafeRawBufferPointer, as type: PlaintextType) throws -> SQLValue {
         func malformed() -> ProxyError { ProxyError(.integrity, "decrypted value does not decode as \(type)") }
         switch type {
         case .text: return .text(String(decoding: bytes, as: UTF8.self))
@@ -147,7 +154,7 @@ enum ColumnCodec {
             guard bytes.count == 16 else { throw malformed() }
             let u = bytes
             return .uuid(UUID(uuid: (u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15])))
-        case .bytea: return .bytes(bytes)
+        case .bytea: return .bytes(Array(bytes))
         }
     }
 
@@ -171,7 +178,7 @@ enum ColumnCodec {
         withUnsafeBytes(of: value.bigEndian) { Array($0) }
     }
 
-    private static func readBigEndian(_ bytes: [UInt8]) -> UInt64 {
+    private static func readBigEndian(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         bytes.reduce(0) { $0 << 8 | UInt64($1) }
     }
 }
@@ -197,6 +204,16 @@ extension ColumnValueType {
         case .jsonb: .jsonb
         }
     }
+}
+
+/// `text` without leading and trailing whitespace, for parsing numbers and dates. Most values have
+/// none, and checking the two ends is far cheaper than Foundation's trimming.
+func trimmedForParsing(_ text: String) -> Substring {
+    let utf8 = text.utf8
+    guard let first = utf8.first, let last = utf8.last else { return text[...] }
+    func isPlain(_ byte: UInt8) -> Bool { byte > 0x20 && byte < 0x80 }
+    if isPlain(first) && isPlain(last) { return text[...] }
+    return Substring(text.trimmingCharacters(in: .whitespaces))
 }
 
 /// Overwrites a plaintext buffer with zeros once it is no longer needed.

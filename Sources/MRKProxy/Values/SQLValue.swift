@@ -103,11 +103,44 @@ enum PostgresTime {
     }
 
     /// Parses `YYYY-MM-DD` (proleptic Gregorian, UTC midnight), rejecting impossible dates.
-    static func parseDate(_ text: String) -> Date? {
+    static func parseDate(_ text: some StringProtocol) -> Date? {
+        parseDays(text).map { Date(timeIntervalSince1970: Double($0) * 86_400) }
+    }
+
+    /// Parses `YYYY-MM-DD` to days since 1970-01-01, rejecting impossible dates.
+    static func parseDays(_ text: some StringProtocol) -> Int? {
+        // The common form — all ASCII digits, `Y…Y-MM-DD` — straight from the UTF-8 bytes.
+        var fields = (0, 0, 0)
+        var field = 0, digits = 0, yearDigits = 0, plain = true
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "-") {
+                guard field < 2, digits > 0 else { plain = false; break }
+                if field == 0 { yearDigits = digits } else if digits != 2 { plain = false; break }
+                field += 1
+                digits = 0
+            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") && digits < 9 {
+                let digit = Int(byte &- UInt8(ascii: "0"))
+                switch field {
+                case 0: fields.0 = fields.0 * 10 + digit
+                case 1: fields.1 = fields.1 * 10 + digit
+                default: fields.2 = fields.2 * 10 + digit
+                }
+                digits += 1
+            } else {
+                plain = false
+                break
+            }
+        }
+        if plain && field == 2 && digits == 2 && yearDigits > 0 {
+            let (y, m, d) = fields
+            guard (1...12).contains(m), (1...daysInMonth(y, m)).contains(d) else { return nil }
+            return days(fromCivil: y, m, d)
+        }
+        // Anything else (a sign, other digits) goes through the general parser.
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[1].count == 2, parts[2].count == 2, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
               (1...12).contains(m), (1...daysInMonth(y, m)).contains(d) else { return nil }
-        return Date(timeIntervalSince1970: Double(days(fromCivil: y, m, d)) * 86_400)
+        return days(fromCivil: y, m, d)
     }
 
     private static func isLeap(_ y: Int) -> Bool { y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) }
@@ -141,8 +174,8 @@ enum PostgresTime {
 
     /// Parses `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]][Z|±HH[:MM]]`; no zone means UTC.
     static func parseTimestamp(_ text: String) -> Date? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard trimmed.count >= 10, let day = parseDate(String(trimmed.prefix(10))) else { return nil }
+        let trimmed = trimmedForParsing(text)
+        guard trimmed.count >= 10, let day = parseDate(trimmed.prefix(10)) else { return nil }
         var rest = Substring(trimmed.dropFirst(10))
         if rest.isEmpty { return day }
         guard rest.first == " " || rest.first == "T" else { return nil }
