@@ -10,6 +10,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Rows to insert and select in each variant.")
     var rows = 100_000
 
+    @Option(help: "Rows for the pgcrypto variant (default: --rows; it is about 100× slower).")
+    var pgcryptoRows: Int?
+
     @Option(help: "Extra rows for the streaming-memory measurement.")
     var streamRows = 1_000_000
 
@@ -20,9 +23,11 @@ struct BenchCommand: AsyncParsableCommand {
     var sqlDirectory: String?
 
     func run() async throws {
-        guard rows > 0, streamRows > 0 else { throw ValidationError("--rows and --stream-rows must be positive") }
+        guard rows > 0, streamRows > 0, (pgcryptoRows ?? 1) > 0 else {
+            throw ValidationError("--rows, --pgcrypto-rows and --stream-rows must be positive")
+        }
         let quiet = json || isatty(STDERR_FILENO) == 0
-        let benchmark = ProxyBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: rows, streamRows: streamRows) { line in
+        let benchmark = ProxyBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: rows, pgcryptoRows: pgcryptoRows, streamRows: streamRows) { line in
             if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) }
         }
         let report = try await benchmark.run()
@@ -35,7 +40,7 @@ struct BenchCommand: AsyncParsableCommand {
         func f(_ value: Double) -> String { String(format: "%.0f", value) }
         func r(_ value: Double) -> String { String(format: "%.2f×", value) }
         print("""
-            MRKProxy benchmark (\(report.rows) rows; \(ProcessInfo.processInfo.activeProcessorCount) cores)
+            MRKProxy benchmark (\(report.rows) rows\(report.pgcryptoRows < report.rows ? ", pgcrypto \(report.pgcryptoRows)" : ""); \(ProcessInfo.processInfo.activeProcessorCount) cores)
                                   plaintext   MRKProxy    pgcrypto    MRKProxy/plain  MRKProxy/pgcrypto
             insert rows/s         \(f(report.insertPlainRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.insertEncryptedRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.insertPgcryptoRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(r(report.insertRatio).padding(toLength: 16, withPad: " ", startingAt: 0))\(r(report.insertSpeedupOverPgcrypto))
             select rows/s         \(f(report.selectPlainRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.selectEncryptedRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(f(report.selectPgcryptoRowsPerSecond).padding(toLength: 12, withPad: " ", startingAt: 0))\(r(report.selectRatio).padding(toLength: 16, withPad: " ", startingAt: 0))\(r(report.selectSpeedupOverPgcrypto))
