@@ -31,8 +31,8 @@ public final class ColumnCipher {
     /// The derived per-value key; zeroed after every use.
     private let derivedKey: UnsafeMutableRawBufferPointer
     private let zeroNonce: UnsafeMutableRawBufferPointer
-    /// The row part of the associated data (`0x01 ‖ u32 len ‖ row identity`), rebuilt per value.
-    private var rowScratch: UnsafeMutableRawBufferPointer
+    /// The associated data of the value being sealed or opened, assembled per value.
+    private var aadScratch: UnsafeMutableRawBufferPointer
     /// Salts drawn from the CSPRNG in bulk (one `RAND_bytes` call per 256 values: a 16-byte
     /// `RAND_bytes` call costs more than the rest of a seal). Salts are public, so pooling them
     /// reveals nothing; the pool is discarded in a forked child so two processes never share salts.
@@ -58,7 +58,7 @@ public final class ColumnCipher {
         derivedKey.initializeMemory(as: UInt8.self, repeating: 0)
         zeroNonce = .allocate(byteCount: AESGCM.nonceByteCount, alignment: 16)
         zeroNonce.initializeMemory(as: UInt8.self, repeating: 0)
-        rowScratch = .allocate(byteCount: 64, alignment: 16)
+        aadScratch = .allocate(byteCount: 256, alignment: 16)
         saltPool = SaltPool()
     }
 
@@ -68,7 +68,7 @@ public final class ColumnCipher {
         derivedKey.deallocate()
         kdfInput.deallocate()
         zeroNonce.deallocate()
-        rowScratch.deallocate()
+        aadScratch.deallocate()
     }
 
     /// Seals `plaintext` as a compact value.
@@ -99,9 +99,9 @@ public final class ColumnCipher {
         let header = UnsafeRawBufferPointer(rebasing: output[0..<CompactEnvelope.headerByteCount])
         try deriveKey(header: header)
         defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
-        try context.encoded.withUnsafeBytes { ctx in
+        try withAssociatedData(header: header, context, .inContext) { aad in
             try gcm.sealParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
-                              plaintext: plaintext, aad: header, aad2: ctx,
+                              plaintext: plaintext, aad: aad,
                               output: UnsafeMutableRawBufferPointer(rebasing: output[CompactEnvelope.headerByteCount..<total]))
         }
         return total
@@ -119,9 +119,9 @@ public final class ColumnCipher {
             let header = UnsafeRawBufferPointer(rebasing: output[0..<CompactEnvelope.headerByteCount])
             try deriveKey(header: header)
             defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
-            try withAssociatedData(context, rowIdentity) { columnPart, rowPart in
+            try withAssociatedData(header: header, context, .append(rowIdentity)) { aad in
                 try gcm.sealParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
-                                  plaintext: plaintext, aad: header, aad2: columnPart, aad3: rowPart,
+                                  plaintext: plaintext, aad: aad,
                                   output: UnsafeMutableRawBufferPointer(rebasing: output[CompactEnvelope.headerByteCount..<count]))
             }
         }
@@ -144,10 +144,10 @@ public final class ColumnCipher {
         try deriveKey(header: headerBytes)
         defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
         do {
-            try withAssociatedData(context, rowIdentity) { columnPart, rowPart in
+            try withAssociatedData(header: headerBytes, context, .append(rowIdentity)) { aad in
                 try gcm.openParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
                                   ciphertextAndTag: UnsafeRawBufferPointer(rebasing: sealed[CompactEnvelope.headerByteCount...]),
-                                  aad: headerBytes, aad2: columnPart, aad3: rowPart, output: out)
+                                  aad: aad, output: out)
             }
         } catch {
             if out.count > 0 { OPENSSL_cleanse(out.baseAddress, out.count) }
@@ -156,29 +156,49 @@ public final class ColumnCipher {
         return (header.type, plaintextCount)
     }
 
-    /// Calls `body` with the two parts of `context.withRowIdentity(rowIdentity).encoded`: the
-    /// table-and-column part stored in `context`, and `0x00` or `0x01 ‖ u32 len ‖ rowIdentity`
-    /// written into scratch memory.
-    private func withAssociatedData<R>(_ context: ColumnContext, _ rowIdentity: UnsafeRawBufferPointer?,
-                                       _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> R) throws -> R {
-        let tailCount = rowIdentity.map { 5 + $0.count } ?? 1
-        if rowScratch.count < tailCount {
-            rowScratch.deallocate()
-            rowScratch = .allocate(byteCount: max(tailCount, 2 * rowScratch.count), alignment: 16)
+    /// How the associated data ends after the context bytes given.
+    private enum RowPart {
+        /// The context bytes are complete (`ColumnContext.encoded`).
+        case inContext
+        /// Append `0x00` (not bound to a row) or `0x01 ‖ u32 len ‖ identity`.
+        case append(UnsafeRawBufferPointer?)
+    }
+
+    /// Calls `body` with the whole associated data, `header ‖ context ‖ row part`, assembled in
+    /// scratch memory: one AAD update instead of several, as each EVP call has a cost of its own.
+    private func withAssociatedData<R>(header: UnsafeRawBufferPointer, _ context: ColumnContext, _ rowPart: RowPart,
+                                       _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let contextCount: Int, rowCount: Int
+        switch rowPart {
+        case .inContext: (contextCount, rowCount) = (context.encoded.count, 0)
+        case .append(let identity): (contextCount, rowCount) = (context.columnPartByteCount, identity.map { 5 + $0.count } ?? 1)
         }
-        if let rowIdentity {
-            rowScratch[0] = 1
-            rowScratch.storeBytes(of: UInt32(truncatingIfNeeded: rowIdentity.count).bigEndian, toByteOffset: 1, as: UInt32.self)
-            if rowIdentity.count > 0 {
-                UnsafeMutableRawBufferPointer(rebasing: rowScratch[5..<tailCount]).copyMemory(from: rowIdentity)
+        let total = header.count + contextCount + rowCount
+        if aadScratch.count < total {
+            aadScratch.deallocate()
+            aadScratch = .allocate(byteCount: max(total, 2 * aadScratch.count), alignment: 16)
+        }
+        UnsafeMutableRawBufferPointer(rebasing: aadScratch[0..<header.count]).copyMemory(from: header)
+        var offset = header.count
+        context.encoded.withUnsafeBytes { encoded in
+            UnsafeMutableRawBufferPointer(rebasing: aadScratch[offset..<(offset + contextCount)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: encoded[0..<contextCount]))
+        }
+        offset += contextCount
+        switch rowPart {
+        case .inContext:
+            break
+        case .append(nil):
+            aadScratch[offset] = 0
+        case .append(let identity?):
+            aadScratch[offset] = 1
+            aadScratch.storeBytes(of: UInt32(truncatingIfNeeded: identity.count).bigEndian, toByteOffset: offset + 1, as: UInt32.self)
+            offset += 5
+            if identity.count > 0 {
+                UnsafeMutableRawBufferPointer(rebasing: aadScratch[offset..<(offset + identity.count)]).copyMemory(from: identity)
             }
-        } else {
-            rowScratch[0] = 0
         }
-        return try context.encoded.withUnsafeBytes { encoded in
-            try body(UnsafeRawBufferPointer(rebasing: encoded[0..<context.columnPartByteCount]),
-                     UnsafeRawBufferPointer(rebasing: rowScratch[0..<tailCount]))
-        }
+        return try body(UnsafeRawBufferPointer(rebasing: aadScratch[0..<total]))
     }
 
     private func writeHeader(type: PlaintextType, into output: UnsafeMutableRawBufferPointer) {
@@ -226,10 +246,10 @@ public final class ColumnCipher {
         try deriveKey(header: headerBytes)
         defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
         do {
-            try context.encoded.withUnsafeBytes { ctx in
+            try withAssociatedData(header: headerBytes, context, .inContext) { aad in
                 try gcm.openParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
                                   ciphertextAndTag: UnsafeRawBufferPointer(rebasing: sealed[CompactEnvelope.headerByteCount...]),
-                                  aad: headerBytes, aad2: ctx, output: out)
+                                  aad: aad, output: out)
             }
         } catch {
             if out.count > 0 { OPENSSL_cleanse(out.baseAddress, out.count) }
