@@ -40,10 +40,12 @@ static inline int COpenSSL_hmac_sha256_setkey(COpenSSL_HMACSHA256Key *k, const u
     int ok = 1;
     memset(block, 0x36, sizeof block);
     for (size_t i = 0; i < length; i++) block[i] ^= key[i];
-    ok &= SHA256_Init(&k->inner) & SHA256_Update(&k->inner, block, sizeof block);
+    ok &= SHA256_Init(&k->inner);
+    ok &= SHA256_Update(&k->inner, block, sizeof block);
     memset(block, 0x5c, sizeof block);
     for (size_t i = 0; i < length; i++) block[i] ^= key[i];
-    ok &= SHA256_Init(&k->outer) & SHA256_Update(&k->outer, block, sizeof block);
+    ok &= SHA256_Init(&k->outer);
+    ok &= SHA256_Update(&k->outer, block, sizeof block);
     OPENSSL_cleanse(block, sizeof block);
     OPENSSL_cleanse(hashed, sizeof hashed);
     return ok;
@@ -60,7 +62,8 @@ static inline int COpenSSL_hmac_sha256(const COpenSSL_HMACSHA256Key *k, const vo
     if (n3) ok &= SHA256_Update(&c, p3, n3);
     ok &= SHA256_Final(inner, &c);
     c = k->outer;
-    ok &= SHA256_Update(&c, inner, sizeof inner) & SHA256_Final(out, &c);
+    ok &= SHA256_Update(&c, inner, sizeof inner);
+    ok &= SHA256_Final(out, &c);
     OPENSSL_cleanse(&c, sizeof c);
     OPENSSL_cleanse(inner, sizeof inner);
     return ok;

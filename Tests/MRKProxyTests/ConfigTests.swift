@@ -119,7 +119,11 @@ import Testing
         #expect(PostgresTime.parseDate("2024-02-29") != nil)
         // Forms outside the fast path still parse as before: a sign, a long year.
         #expect(PostgresTime.parseDays("+2024-01-01") == PostgresTime.parseDays("2024-01-01"))
-        #expect(PostgresTime.parseDays("12345678901-01-01") == PostgresTime.days(fromCivil: 12_345_678_901, 1, 1))
+        #expect(PostgresTime.parseDays("+123456789-01-01") == PostgresTime.days(fromCivil: 123_456_789, 1, 1))
+        // Absurd years are rejected rather than overflowing the day arithmetic.
+        #expect(PostgresTime.parseDays("99999999999999999-01-01") == nil)
+        #expect(PostgresTime.parseDays("9223372036854775807-01-01") == nil)
+        #expect(PostgresTime.parseTimestamp("99999999999999999-01-01 00:00:00") == nil)
         #expect(PostgresTime.parseDays("1970-01-02") == 1)
         // PostgreSQL: SELECT '0001-01-01'::date - '1970-01-01'::date = -719162.
         #expect(PostgresTime.parseDate("0001-01-01") == Date(timeIntervalSince1970: -719_162 * 86_400))

@@ -68,6 +68,7 @@ public final class ColumnCipher {
         derivedKey.deallocate()
         kdfInput.deallocate()
         zeroNonce.deallocate()
+        OPENSSL_cleanse(aadScratch.baseAddress, aadScratch.count)
         aadScratch.deallocate()
     }
 
@@ -112,7 +113,8 @@ public final class ColumnCipher {
     /// context per row.
     public func seal(_ plaintext: UnsafeRawBufferPointer, type: PlaintextType, context: ColumnContext,
                      rowIdentity: UnsafeRawBufferPointer?) throws -> [UInt8] {
-        try [UInt8](unsafeUninitializedCapacity: CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)) { buffer, count in
+        precondition(context.rowIdentity == nil, "pass a context without a row identity; the row identity goes separately")
+        return try [UInt8](unsafeUninitializedCapacity: CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)) { buffer, count in
             let output = UnsafeMutableRawBufferPointer(buffer)
             count = CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)
             writeHeader(type: type, into: output)
@@ -133,6 +135,7 @@ public final class ColumnCipher {
     /// - Returns: the recorded type and the number of plaintext bytes written.
     public func open(_ sealed: UnsafeRawBufferPointer, context: ColumnContext, rowIdentity: UnsafeRawBufferPointer?,
                      into output: UnsafeMutableRawBufferPointer) throws -> (type: PlaintextType, count: Int) {
+        precondition(context.rowIdentity == nil, "pass a context without a row identity; the row identity goes separately")
         let header = try CompactEnvelope.header(raw: sealed)
         guard header.keyID == keyID else {
             throw CryptoError(.keyMismatch, "value sealed under key \(header.keyID), cipher holds key \(keyID)")
@@ -175,6 +178,7 @@ public final class ColumnCipher {
         }
         let total = header.count + contextCount + rowCount
         if aadScratch.count < total {
+            OPENSSL_cleanse(aadScratch.baseAddress, aadScratch.count)
             aadScratch.deallocate()
             aadScratch = .allocate(byteCount: max(total, 2 * aadScratch.count), alignment: 16)
         }

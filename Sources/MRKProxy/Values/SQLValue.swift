@@ -136,9 +136,11 @@ enum PostgresTime {
             guard (1...12).contains(m), (1...daysInMonth(y, m)).contains(d) else { return nil }
             return days(fromCivil: y, m, d)
         }
-        // Anything else (a sign, other digits) goes through the general parser.
+        // Anything else (a sign, other digits) goes through the general parser. Years have at most
+        // 9 digits (PostgreSQL stops at 5874897), which also keeps the day arithmetic from overflowing.
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[1].count == 2, parts[2].count == 2, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
+        guard parts.count == 3, parts[0].utf8.count <= 10, parts[1].count == 2, parts[2].count == 2,
+              let y = Int(parts[0]), y.magnitude < 1_000_000_000, let m = Int(parts[1]), let d = Int(parts[2]),
               (1...12).contains(m), (1...daysInMonth(y, m)).contains(d) else { return nil }
         return days(fromCivil: y, m, d)
     }
