@@ -53,6 +53,27 @@ import Testing
         #expect(out.contains("Cleaned up"))
     }
 
+    @Test("mrkproxy bench --json runs every variant on a small table and reports every figure")
+    func bench() async throws {
+        let (status, out, err) = try await Self.run(["bench", "--rows", "2000", "--pgcrypto-rows", "200", "--stream-rows", "3000", "--json",
+                                                     "--sql-directory", Self.repo.appendingPathComponent("sql").path])
+        #expect(status == 0, "\(err)")
+        let report = try JSONDecoder().decode(ProxyBenchmark.Report.self, from: Data(out.utf8))
+        #expect(report.rows == 2000 && report.pgcryptoRows == 200)
+        for rate in [report.insertPlainRowsPerSecond, report.insertEncryptedRowsPerSecond, report.insertPgcryptoRowsPerSecond,
+                     report.selectPlainRowsPerSecond, report.selectEncryptedRowsPerSecond, report.selectPgcryptoRowsPerSecond,
+                     report.selectRawCiphertextRowsPerSecond, report.streamRowsPerSecond] {
+            #expect(rate > 0 && rate.isFinite)
+        }
+        #expect(abs(report.insertRatio - report.insertEncryptedRowsPerSecond / report.insertPlainRowsPerSecond) < 1e-6)
+        #expect(report.kmsCallsPerRegion == ["us-east-1": 1], "one KMS call for the whole run")
+        #expect(report.overheadBytesPerValue == 42)
+        #expect(report.sealMicros > 0 && report.openMicros > 0 && report.encryptMicrosPerRow > 0)
+        // Every inserted row plus the COPY-loaded ones came back through the decrypting stream.
+        #expect(report.streamRows == 5000)
+        #expect(report.streamPeakMemoryMiB >= report.streamBaselineMemoryMiB)
+    }
+
     @Test("mrkproxy sql works in both regions: table, --json and --csv output, one-line errors with a non-zero exit")
     func sqlShell() async throws {
         var configuration = LocalStack.Configuration(sqlDirectory: Self.repo.appendingPathComponent("sql"))
