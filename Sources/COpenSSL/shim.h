@@ -18,10 +18,11 @@
 static inline void COpenSSL_free(void *ptr) { OPENSSL_free(ptr); }
 #include <string.h>
 
+/// COpenSSL_hmac_sha256*: here because Swift warns on every call to OpenSSL 3's deprecated SHA256_*
+/// functions; the deprecation is silenced once, in C.
 /// HMAC-SHA256 with the inner and outer states computed once per key. OpenSSL 3's EVP_MAC
-/// re-initialisation costs more than the two SHA-256 blocks of a short MAC; copying the keyed
-/// SHA256_CTX states is how HMAC works underneath, without the provider dispatch. (The SHA256_*
-/// functions are deprecated in OpenSSL 3 in favour of EVP, but remain part of its API.)
+/// re-initialisation costs more than the two SHA-256 blocks of a short MAC (222 vs 100 ns here);
+/// copying the keyed SHA256_CTX states is how HMAC works underneath, without the provider dispatch.
 typedef struct {
     SHA256_CTX inner;
     SHA256_CTX outer;
