@@ -45,25 +45,30 @@ extension PostgresConnection {
             _ = PQsetnonblocking(handle, 0)
             _ = PQexitPipelineMode(handle)
         }
-        for statement in statements {
-            let sent = ParameterArrays(statement.parameters).withArrays { types, values, lengths, formats -> Int32 in
-                let count = Int32(statement.parameters.count)
-                switch statement.target {
-                case .sql(let sql): return PQsendQueryParams(handle, sql, count, types, values, lengths, formats, 0)
-                case .prepared(let name): return PQsendQueryPrepared(handle, name, count, values, lengths, formats, 0)
+        do {
+            for statement in statements {
+                let sent = ParameterArrays(statement.parameters).withArrays { types, values, lengths, formats -> Int32 in
+                    let count = Int32(statement.parameters.count)
+                    switch statement.target {
+                    case .sql(let sql): return PQsendQueryParams(handle, sql, count, types, values, lengths, formats, 0)
+                    case .prepared(let name): return PQsendQueryPrepared(handle, name, count, values, lengths, formats, 0)
+                    }
                 }
+                guard sent == 1 else { throw PostgresError(.client, message: libpqMessage(handle), statementIndex: state.sent) }
+                state.sent += 1
+                // Flushing and polling after every statement costs a send and a receive system call
+                // per row and wakes the server once per row; doing it every few dozen statements lets
+                // the server work through a chunk while the next one is being prepared. (libpq also
+                // flushes by itself once 64 KiB are queued, and reads while a send would block.)
+                if state.sent % Self.pipelinePumpInterval == 0 { try pumpPipeline(&state, waitForAll: false) }
             }
-            guard sent == 1 else { throw PostgresError(.client, message: libpqMessage(handle)) }
-            state.sent += 1
-            // Flushing and polling after every statement costs a send and a receive system call
-            // per row and wakes the server once per row; doing it every few dozen statements lets
-            // the server work through a chunk while the next one is being prepared. (libpq also
-            // flushes by itself once 64 KiB are queued, and reads while a send would block.)
-            if state.sent % Self.pipelinePumpInterval == 0 { try pumpPipeline(&state, waitForAll: false) }
+            guard PQpipelineSync(handle) == 1 else { throw PostgresError(.client, message: libpqMessage(handle)) }
+            state.syncPending = true
+            try pumpPipeline(&state, waitForAll: true)
+        } catch {
+            abandon(&state)
+            throw error
         }
-        guard PQpipelineSync(handle) == 1 else { throw PostgresError(.client, message: libpqMessage(handle)) }
-        state.syncPending = true
-        try pumpPipeline(&state, waitForAll: true)
         if let failure = state.failure { throw failure }
         guard state.results.count == state.sent else {
             throw PostgresError(.client, message: "pipeline returned \(state.results.count) results for \(state.sent) statements")
@@ -79,6 +84,20 @@ extension PostgresConnection {
         var results: [PostgresResult] = []
         var syncPending = false
         var failure: PostgresError?
+    }
+
+    /// After a failure on our side (a statement libpq refused to queue, say), ends the pipeline
+    /// without committing anything already queued: a statement that raises an error aborts the
+    /// pipeline's implicit transaction at the sync point, and the results are drained, so the
+    /// connection leaves pipeline mode usable. Nothing to do when the connection itself is broken.
+    private func abandon(_ state: inout PipelineState) {
+        guard PQstatus(handle) == CONNECTION_OK else { return }
+        if !state.syncPending {
+            let abort = "DO $$BEGIN RAISE EXCEPTION 'pipeline abandoned by the client'; END$$"
+            guard PQsendQueryParams(handle, abort, 0, nil, nil, nil, nil, 0) == 1, PQpipelineSync(handle) == 1 else { return }
+            state.syncPending = true
+        }
+        try? pumpPipeline(&state, waitForAll: true)
     }
 
     /// Flushes what is queued and reads what has arrived; with `waitForAll`, until the sync point.

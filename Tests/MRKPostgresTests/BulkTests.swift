@@ -119,6 +119,17 @@ extension PostgresIntegration {
             #expect(early.statementIndex == 3)
             #expect(early.sqlState == "22P02")
             #expect(try conn.execute("SELECT count(*) FROM p").string(row: 0, column: 0) == "0")
+
+            // A statement libpq refuses to queue (over 65,535 parameters) after others were queued:
+            // those are not committed, and the connection leaves pipeline mode usable.
+            var refused = (1...10).map { PostgresStatement("INSERT INTO p VALUES ($1)", [.int($0)]) }
+            refused.append(PostgresStatement("SELECT 1", Array(repeating: PostgresParameter.int(1), count: 70_000)))
+            let client = try #require(throws: PostgresError.self) { try conn.pipeline(refused) }
+            #expect(client.statementIndex == 10)
+            #expect(client.message.contains("65535"), "\(client.message)")
+            #expect(try conn.execute("SELECT count(*) FROM p").string(row: 0, column: 0) == "0")
+            #expect(try conn.pipeline([PostgresStatement("INSERT INTO p VALUES (1)")]).count == 1)
+            #expect(try conn.execute("SELECT count(*) FROM p").string(row: 0, column: 0) == "1")
         }
     }
 }
