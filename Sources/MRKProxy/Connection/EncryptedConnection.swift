@@ -75,10 +75,10 @@ public final class EncryptedConnection {
     ///   `.integrity` (a stored value failed to decrypt), `.database` (with SQLSTATE).
     @discardableResult
     public func query(_ sql: String, _ values: [SQLValue] = []) throws -> QueryResult {
-        let plan = try planned(sql, values.count)
-        let parameters = try bind(plan, values)
-        let result = try run { try connection.execute(plan.sql, parameters) }
-        return try decode(result, plan: plan, values: values)
+        let binder = try cachedBinder(sql, values.count)
+        let parameters = try bind(binder, values)
+        let result = try run { try connection.execute(binder.plan.sql, parameters) }
+        return try decode(result, plan: binder.plan, values: values)
     }
 
     /// Runs one statement and returns the number of rows it affected.
@@ -92,8 +92,9 @@ public final class EncryptedConnection {
     /// - Returns: the number of rows.
     @discardableResult
     public func stream(_ sql: String, _ values: [SQLValue] = [], _ body: (Row) throws -> Void) throws -> Int {
-        let plan = try planned(sql, values.count)
-        let parameters = try bind(plan, values)
+        let binder = try cachedBinder(sql, values.count)
+        let plan = binder.plan
+        let parameters = try bind(binder, values)
         var decoder: ResultDecoder?
         return try run {
             try connection.stream(plan.sql, parameters) { row in
@@ -204,6 +205,32 @@ public final class EncryptedConnection {
     }
 
     // MARK: Planning and binding
+
+    /// Plans of recently run statements with their binders, so a statement run again is neither
+    /// parsed nor resolved again. Plans holding values from the SQL text are not kept.
+    private var plans: [PlanKey: Binder] = [:]
+    /// The number of plans kept (for tests).
+    var cachedPlanCount: Int { plans.count }
+    /// Statements whose plans are kept; past this the cache starts over.
+    static let planCacheCapacity = 256
+
+    private struct PlanKey: Hashable {
+        let sql: String
+        let parameterCount: Int
+    }
+
+    /// The binder of `sql`'s plan, from the cache or planned now.
+    func cachedBinder(_ sql: String, _ parameterCount: Int) throws -> Binder {
+        let key = PlanKey(sql: sql, parameterCount: parameterCount)
+        if let binder = plans[key] { return binder }
+        let plan = try planned(sql, parameterCount)
+        let binder = Binder(plan: plan)
+        if !plan.holdsLiterals {
+            if plans.count >= Self.planCacheCapacity { plans.removeAll(keepingCapacity: true) }
+            plans[key] = binder
+        }
+        return binder
+    }
 
     func planned(_ sql: String, _ parameterCount: Int) throws -> StatementPlan {
         let plan: StatementPlan
@@ -407,10 +434,13 @@ public final class EncryptedConnection {
 
     /// Results at least this large are decrypted on several threads.
     static let parallelDecodeThreshold = 4096
+    /// Threads that decrypt a large result. Read once: Foundation reads cgroup files from /proc
+    /// for every `activeProcessorCount`, which cost ~30 µs per query.
+    static let decodeWorkers = min(ProcessInfo.processInfo.activeProcessorCount, 4)
 
     private func decode(_ result: PostgresResult, plan: StatementPlan, values: [SQLValue]) throws -> QueryResult {
         let decoder = try ResultDecoder(columns: result.columns, plan: plan, values: values, connection: self)
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, 4)
+        let workers = Self.decodeWorkers
         let rows: [Row]
         if decoder.hasEncryptedColumns && result.rowCount >= Self.parallelDecodeThreshold && workers > 1 {
             rows = try decodeInParallel(result, plan: plan, values: values, workers: workers)

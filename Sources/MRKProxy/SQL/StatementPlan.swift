@@ -106,6 +106,24 @@ enum PlannedParameter: Sendable, Hashable {
     case blindIndex(ValueSource, column: EncryptedColumn)
 }
 
+extension StatementPlan {
+    /// Whether a value written in the SQL text was lifted into the plan. Such plans hold those
+    /// values (possibly plaintext of an encrypted column), so they are not kept in plan caches.
+    var holdsLiterals: Bool {
+        func isLiteral(_ source: ValueSource?) -> Bool {
+            if case .literal = source { return true }
+            return false
+        }
+        let inParameters = parameters.contains { parameter in
+            switch parameter {
+            case .passthrough(let source), .blindIndex(let source, _): isLiteral(source)
+            case .encrypt(let source, _, let identity): isLiteral(source) || isLiteral(identity)
+            }
+        }
+        return inParameters || postFilters.contains { $0.acceptedValues.contains(where: isLiteral) }
+    }
+}
+
 /// A check to apply to each result row after decryption, removing rows that matched a truncated
 /// blind index only by chance (a false positive).
 struct PostFilter: Sendable, Hashable {

@@ -1,0 +1,54 @@
+import Foundation
+import MRKCrypto
+import MRKPostgres
+@testable import MRKProxy
+import Testing
+
+extension ProxyIntegration {
+    @Suite struct PlanCache {
+        @Test("a statement run again reuses its plan; plans holding SQL literals are not kept; a key rotation reaches cached plans")
+        func plansAreReusedSafely() async throws {
+            let stack = try currentStack()
+            let table = uniqueName("plans")
+            try ddl(stack, Proxy.customersTable(table))
+            var config = try proxyConfiguration(stack, tables: Proxy.customersConfig(table))
+            config.keyspace = uniqueName("ks_plans")
+            config.kms.cacheTTL = .milliseconds(50)
+            let keystore = BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
+                                          kmsKeyARN: try config.keyARN(in: "us-east-1"))
+            try await keystore.create(keyspace: config.keyspace)
+            let east = try await EncryptedDatabase.open(configuration: config, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+            let insert = "INSERT INTO \(table) (id, name, ssn) VALUES ($1, $2, $3)"
+            let (first, second, literal, later) = (secret("PLAN1"), secret("PLAN2"), secret("PLANLIT"), secret("PLAN3"))
+
+            let box = try await withBlockingThread { () throws -> UncheckedBox<EncryptedConnection> in
+                let conn = try east.connect()
+                try conn.execute(insert, [.int(1), .text("a"), .text(first)])
+                try conn.execute(insert, [.int(2), .text("b"), .text(second)])
+                #expect(conn.cachedPlanCount == 1, "the second insert reuses the first one's plan")
+                // A plan that holds a value written in the SQL text is not kept.
+                try conn.execute("INSERT INTO \(table) (id, name, ssn) VALUES (3, 'c', '\(literal)')")
+                #expect(try conn.query("SELECT id, ssn FROM \(table) WHERE ssn = '\(literal)'").rows.map { $0.int("id") } == [3])
+                #expect(conn.cachedPlanCount == 1)
+                let found = try conn.query("SELECT id, ssn FROM \(table) WHERE ssn = $1", [.text(second)])
+                #expect(found.rows.map { $0.int("id") } == [2])
+                #expect(try conn.query("SELECT id, ssn FROM \(table) WHERE ssn = $1", [.text(first)]).rows.map { $0.int("id") } == [1])
+                #expect(conn.cachedPlanCount == 2)
+                return UncheckedBox(conn)
+            }
+
+            // After a rotation (and the active-version TTL), the cached insert plan seals under v2.
+            #expect(try await keystore.rotate(keyspace: config.keyspace) == 2)
+            try await Task.sleep(for: .milliseconds(120))
+            try await withBlockingThread {
+                let conn = box.value
+                try conn.execute(insert, [.int(4), .text("d"), .text(later)])
+                let raw = try PostgresConnection(stack.databaseURL(replica: false)).execute("SELECT id, ssn FROM \(table) ORDER BY id")
+                let versions = try (0..<raw.rowCount).map { try CompactEnvelope.header(of: try raw.bytea(row: $0, column: 1)!).keyID.version }
+                #expect(versions == [1, 1, 1, 2])
+                let all = try conn.query("SELECT id, ssn FROM \(table) ORDER BY id").rows.map { $0.string("ssn") }
+                #expect(all == [first, second, literal, later])
+            }
+        }
+    }
+}
