@@ -69,6 +69,7 @@ import Testing
         #expect(report.kmsCallsPerRegion == ["us-east-1": 1], "one KMS call for the whole run")
         #expect(report.overheadBytesPerValue == 42)
         #expect(report.sealMicros > 0 && report.openMicros > 0 && report.encryptMicrosPerRow > 0)
+        #expect(report.lookupPlainMicros > 0 && report.lookupEncryptedMicros > 0)
         // Every inserted row plus the COPY-loaded ones came back through the decrypting stream.
         #expect(report.streamRows == 5000)
         #expect(report.streamPeakMemoryMiB >= report.streamBaselineMemoryMiB)

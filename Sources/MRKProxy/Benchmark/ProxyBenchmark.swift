@@ -25,6 +25,9 @@ public struct ProxyBenchmark: Sendable {
         /// Encrypted ÷ pgcrypto throughput (goal ≥ 20).
         public var insertSpeedupOverPgcrypto: Double
         public var selectSpeedupOverPgcrypto: Double
+        /// Mean latency of a point lookup by SSN (µs), one round trip each.
+        public var lookupPlainMicros: Double
+        public var lookupEncryptedMicros: Double
         /// KMS calls made during the run, per region (goal ≤ 1 per region for the data path).
         public var kmsCallsPerRegion: [String: Int]
         public var sealMicros: Double
@@ -127,6 +130,21 @@ public struct ProxyBenchmark: Sendable {
             _ = try plain.pipeline(data.prefix(pgcryptoRows).map { PostgresStatement(prepared: "insp", [.int($0.id), .text($0.name), .text($0.email), .text($0.ssn), .text($0.dob)]) })
         }
 
+        // Point lookups by SSN, one round trip each: through the blind index for MRKProxy, through
+        // the plaintext index for the plaintext table.
+        let lookups = min(rows, 5_000)
+        progress("\(lookups) point lookups by ssn: plaintext and MRKProxy…")
+        let lookupPlain = try time {
+            for i in 0..<lookups {
+                _ = Self.materialize(try plain.execute("SELECT id, name, ssn, dob FROM bench_plain WHERE ssn = $1", [.text(data[i].ssn)]))
+            }
+        }
+        let lookupEncrypted = try time {
+            for i in 0..<lookups {
+                _ = try encrypted.query("SELECT id, name, ssn, dob FROM customers WHERE ssn = $1", [.text(data[i].ssn)])
+            }
+        }
+
         // Selects: every row, all columns.
         progress("select \(rows) rows: plaintext…")
         // Every variant turns every value into a typed Swift value, as an app reading rows does.
@@ -173,6 +191,7 @@ public struct ProxyBenchmark: Sendable {
             insertRatio: insertPlain / insertEncrypted, selectRatio: selectPlain / selectEncrypted,
             insertSpeedupOverPgcrypto: insertPgcrypto / pgcryptoScale / insertEncrypted,
             selectSpeedupOverPgcrypto: selectPgcrypto / pgcryptoScale / selectEncrypted,
+            lookupPlainMicros: lookupPlain / Double(lookups) * 1e6, lookupEncryptedMicros: lookupEncrypted / Double(lookups) * 1e6,
             kmsCallsPerRegion: calls,
             sealMicros: crypto.compactSealMicros, openMicros: crypto.compactOpenMicros, overheadBytesPerValue: crypto.compactOverheadBytes,
             streamRows: streamed, streamBaselineMemoryMiB: Double(baseline) / 1_048_576, streamPeakMemoryMiB: Double(peak) / 1_048_576,
