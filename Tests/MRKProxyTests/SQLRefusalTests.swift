@@ -106,6 +106,22 @@ struct SQLRefusalTests {
         .init(sql: "SELECT * FROM customers c WHERE customers.ssn = '123-45-6789'", code: .unsupportedConstruct, column: "ssn", construct: "not in FROM"),
         .init(sql: "UPDATE orders SET tags[(SELECT 1 FROM customers WHERE ssn > '123-45')] = 1", code: .unsupportedConstruct, column: "ssn", construct: "range comparison"),
         .init(sql: "SELECT '1'::varchar((SELECT 1 FROM customers WHERE ssn = '123-45'))", code: .unparseable, construct: "type modifier"),
+        // Found by an adversarial review: each of these sent plaintext, or would have.
+        .init(sql: "SELECT id FROM customers c WHERE EXISTS (SELECT 1 FROM orders WHERE (c).ssn = '123-45-6789')",
+              code: .unsupportedConstruct, column: "dob", construct: "whole-row reference"),
+        .init(sql: "SELECT id FROM customers c WHERE EXISTS (SELECT 1 FROM orders WHERE ssn(c) = $1)", parameterCount: 1,
+              code: .unsupportedConstruct, column: "dob", construct: "whole-row reference"),
+        .init(sql: "SELECT id FROM customers TABLESAMPLE BERNOULLI ((SELECT count(*) * 100 FROM customers WHERE ssn = '123-45-6789'))",
+              code: .unparseable, construct: "statement not understood"),
+        .init(sql: "SELECT id FROM customers TABLESAMPLE SYSTEM (100) REPEATABLE ((SELECT count(*) FROM customers WHERE ssn = $1))",
+              parameterCount: 1, code: .unparseable, construct: "statement not understood"),
+        .init(sql: "EXPLAIN (ANALYZE) MERGE INTO customers c USING (SELECT $1::int AS id) s ON c.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id, NULL, $2)",
+              parameterCount: 2, code: .unsupportedConstruct, construct: "MERGE"),
+        .init(sql: "EXPLAIN ANALYZE COPY customers FROM STDIN", code: .copy, construct: "COPY"),
+        .init(sql: "DO $$BEGIN INSERT INTO customers (id, ssn) VALUES (1, '123-45-6789'); END$$",
+              code: .unsupportedConstruct, construct: "DO block"),
+        .init(sql: "SELECT query_to_xml('SELECT * FROM public.Customers WHERE ssn = ''123-45-6789''', true, false, '')",
+              code: .unsupportedConstruct, construct: "query_to_xml()"),
     ]
 
     @Test("misuse is refused with the right code, naming table, column and construct", arguments: misuses)
@@ -168,6 +184,55 @@ struct SQLRefusalTests {
                 #expect(numbers == Set(plan.parameters.indices.map { $0 + 1 }))
             }
         }
+    }
+
+    @Test("EXECUTE of a statement MRKProxy prepared is refused, also under EXPLAIN; other EXECUTEs and strings pass")
+    func executeOfLibraryStatements() throws {
+        for sql in ["EXECUTE mrkproxy_1(2, '987-65-4321', NULL)", "explain analyze execute MRKPROXY_7 ($1)", "EXECUTE \"mrkproxy_3\""] {
+            let error = try #require(F.refusal(sql, sql.contains("$1") ? 1 : 0), "\(sql)")
+            #expect(error.code == .unsupportedConstruct)
+            #expect(error.construct.contains("EXECUTE"))
+            #expect(!error.description.contains("987-65"))
+        }
+        #expect(F.refusal("EXECUTE my_report(3)") == nil)
+        // A string that merely mentions a table name is data, not SQL.
+        #expect(F.refusal("INSERT INTO accounts (id, owner_note) VALUES (1, 'customers are great')") == nil)
+        #expect(F.refusal("DO $$BEGIN RAISE NOTICE 'hello'; END$$") == nil)
+        #expect(F.refusal("DO $$BEGIN PERFORM 1 FROM customers_archive; END$$") == nil, "customers_archive is another table")
+    }
+
+    @Test("a WITH query named like a configured table does not hide the real write target")
+    func cteNamedLikeTheWriteTarget() throws {
+        let insert = try F.plan("WITH customers AS (SELECT 1) INSERT INTO customers (id, ssn) VALUES (1, '123-45-6789')")
+        #expect(!insert.sql.contains("123-45-6789"))
+        #expect(insert.parameters.contains { if case .encrypt(_, let column, _) = $0 { column == F.ssn } else { false } })
+        let update = try F.plan("WITH customers AS (SELECT 1) UPDATE customers SET dob = '1990-01-01' WHERE id = 1")
+        #expect(!update.sql.contains("1990-01-01"))
+        #expect(update.parameters.contains { if case .encrypt(_, let column, _) = $0 { column == F.dob } else { false } })
+        let delete = try F.plan("WITH customers AS (SELECT 1) DELETE FROM customers WHERE ssn = '123-45-6789'")
+        #expect(!delete.sql.contains("123-45-6789"))
+        #expect(delete.sql.contains("ssn_bidx"))
+    }
+
+    @Test("hostile nesting fails fast instead of overflowing the stack or backtracking exponentially")
+    func hostileNesting() throws {
+        // 100,000 parentheses: refused at the nesting limit.
+        let deep = "SELECT 1 FROM customers WHERE " + String(repeating: "(", count: 100_000) + "1" + String(repeating: ")", count: 100_000)
+        #expect(F.refusal(deep)?.code == .unparseable)
+        // ((SELECT ((SELECT … ) + 1)) + 1): each level used to be parsed twice, 2^40 times in all.
+        var expression = "1"
+        for _ in 0..<40 { expression = "((SELECT \(expression)) + 1)" }
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(F.refusal("SELECT \(expression) FROM customers")?.code == .unparseable)
+        #expect(clock.now - start < .seconds(5))
+        // Ordinary nesting still parses.
+        var moderate = "ssn = $1"
+        for _ in 0..<20 { moderate = "(\(moderate))" }
+        #expect(F.refusal("SELECT id FROM customers WHERE \(moderate)", 1) == nil)
+        var subqueries = "SELECT id FROM customers WHERE ssn = $1"
+        for _ in 0..<10 { subqueries = "SELECT id FROM customers WHERE id IN (\(subqueries))" }
+        #expect(F.refusal(subqueries, 1) == nil)
     }
 
     @Test("there are at least 30 distinct refused statements")

@@ -121,7 +121,7 @@ public final class EncryptedConnection {
     public func prepare(_ sql: String, parameterCount: Int) throws -> PreparedStatement {
         let plan = try planned(sql, parameterCount)
         preparedCount += 1
-        let name = "mrkproxy_\(preparedCount)"
+        let name = "\(SQLInterceptor.libraryStatementPrefix)\(preparedCount)"
         try run { try connection.prepare(name: name, sql: plan.sql, parameterTypes: plan.parameters.map(\.wireType)) }
         return PreparedStatement(connection: self, name: name, plan: plan, parameterCount: parameterCount)
     }

@@ -7,7 +7,7 @@ extension SQLAnalyzer {
     func analyzeInsert(_ insert: SQLInsert, parent: SQLScope?) throws(InterceptionError) -> SQLRelationShape {
         try pushCTEs(insert.ctes, recursive: false, parent: parent)
         defer { popCTEs() }
-        let target = try tableEntry(insert.table)
+        let target = try tableEntry(insert.table, writeTarget: true)
         let table = target.encryptedTable
         let columns = insert.columns ?? []
         for column in columns {
@@ -285,7 +285,7 @@ extension SQLAnalyzer {
     func analyzeUpdate(_ update: SQLUpdate, parent: SQLScope?) throws(InterceptionError) -> SQLRelationShape {
         try pushCTEs(update.ctes, recursive: false, parent: parent)
         defer { popCTEs() }
-        let target = try tableEntry(update.table)
+        let target = try tableEntry(update.table, writeTarget: true)
         let scope = SQLScope(parent: parent)
         scope.entries.append(target)
         for item in update.from { try addFromItem(item, to: scope, parent: parent) }
@@ -341,7 +341,7 @@ extension SQLAnalyzer {
     func analyzeDelete(_ delete: SQLDelete, parent: SQLScope?) throws(InterceptionError) -> SQLRelationShape {
         try pushCTEs(delete.ctes, recursive: false, parent: parent)
         defer { popCTEs() }
-        let target = try tableEntry(delete.table)
+        let target = try tableEntry(delete.table, writeTarget: true)
         let scope = SQLScope(parent: parent)
         scope.entries.append(target)
         for item in delete.using { try addFromItem(item, to: scope, parent: parent) }

@@ -396,9 +396,11 @@ final class SQLAnalyzer {
 
     // MARK: - FROM
 
-    func tableEntry(_ ref: SQLTableRef) throws(InterceptionError) -> SQLRangeEntry {
+    /// The range entry for a table reference. The target of an INSERT, UPDATE or DELETE
+    /// (`writeTarget`) is always a real table in PostgreSQL, never a WITH query of the same name.
+    func tableEntry(_ ref: SQLTableRef, writeTarget: Bool = false) throws(InterceptionError) -> SQLRangeEntry {
         let visibleName = ref.alias?.name ?? ref.nameParts.last ?? ""
-        if ref.nameParts.count == 1, let shape = cteShape(ref.nameParts[0]) {
+        if !writeTarget, ref.nameParts.count == 1, let shape = cteShape(ref.nameParts[0]) {
             let renamed = try applyColumnAliases(ref.alias?.columns ?? [], to: shape)
             return SQLRangeEntry(name: visibleName, source: .derived(renamed), aliased: ref.alias != nil)
         }
@@ -577,6 +579,15 @@ final class SQLAnalyzer {
                     throw refuse(column, "unqualified column reference in a subquery",
                         "the name could be a column of the subquery's own tables or the outer encrypted column; qualify it",
                         code: .ambiguousColumn)
+                }
+                // `(c).ssn` or `ssn(c)` inside a subquery over tables we do not know: `c` may be an
+                // outer configured table's whole row.
+                var outer = level.parent
+                while let outerLevel = outer {
+                    if let entry = outerLevel.entries.first(where: { $0.name == name }), let column = entry.firstEncrypted {
+                        throw refuse(column, "whole-row reference \(SQLIdentifier.quoted(name))")
+                    }
+                    outer = outerLevel.parent
                 }
                 return .plain
             }

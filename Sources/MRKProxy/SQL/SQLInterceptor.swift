@@ -54,6 +54,8 @@ struct SQLInterceptor: Sendable {
             return passThrough(sql, parameterCount: parameterCount, kind: .other, isWrite: false)
         }
         let (kind, isWrite) = SQLStatementClassifier.classify(tokens, range)
+        try refuseExecuteOfLibraryStatements(tokens, range)
+        try refuseSQLInStrings(tokens, range)
         let mentioned = mentionedTables(tokens, range)
         guard let firstTable = mentioned.first else {
             return passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
@@ -82,7 +84,9 @@ struct SQLInterceptor: Sendable {
             try checkUtility(keyword, tokens: tokens, range: range, mentioned: mentioned)
             return passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
         }
-        if case .explain(let inner) = statement, case .utility = inner {
+        if case .explain(let inner) = statement, case .utility(let keyword) = inner {
+            // What EXPLAIN wraps is checked as if it stood alone (EXPLAIN ANALYZE runs it).
+            try checkUtility(keyword, tokens: tokens, range: range, mentioned: mentioned)
             try checkUtility("explain", tokens: tokens, range: range, mentioned: mentioned)
             return passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
         }
@@ -145,6 +149,70 @@ struct SQLInterceptor: Sendable {
     }
 
     private static let queryKeywords: Set<String> = ["select", "insert", "update", "delete", "merge", "values", "atomic"]
+
+    /// Functions that run SQL given to them as a string.
+    private static let sqlStringFunctions: Set<String> = [
+        "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema",
+        "table_to_xml_and_xmlschema", "dblink", "dblink_exec", "dblink_open", "dblink_send_query",
+    ]
+
+    /// A DO block, or a call of a function that runs SQL from a string, whose strings name a
+    /// configured table: that SQL runs on the server without being analyzed, so its values would
+    /// not be encrypted. (Strings are otherwise data and are not searched for table names.)
+    private func refuseSQLInStrings(_ tokens: [SQLToken], _ range: Range<Int>) throws(InterceptionError) {
+        guard let first = range.first else { return }
+        var runner: String?
+        if tokens[first].isKeyword("do") {
+            runner = "DO block"
+        } else {
+            for index in range where tokens[index].kind == .identifier && Self.sqlStringFunctions.contains(tokens[index].text)
+                && index + 1 < range.upperBound && tokens[index + 1].isPunctuation("(") {
+                runner = "\(tokens[index].text)()"
+                break
+            }
+        }
+        guard let runner else { return }
+        for index in range {
+            guard case .string = tokens[index].kind, let table = tableNamedAsWord(in: tokens[index].text) else { continue }
+            throw InterceptionError(
+                .unsupportedConstruct, table: table, construct: "SQL in a string run by \(runner)",
+                reason: "SQL inside strings runs on the server unanalyzed, so its values would not be encrypted")
+        }
+    }
+
+    /// The configured table whose name appears in `text` as a whole word (case-insensitive).
+    private func tableNamedAsWord(in text: String) -> QualifiedName? {
+        let lowered = Array(text.lowercased().utf8)
+        func isWordByte(_ byte: UInt8) -> Bool {
+            byte == UInt8(ascii: "_") || byte == UInt8(ascii: "$") || byte >= 0x80
+                || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+        }
+        for table in schema.tables.keys.sorted(by: { $0.description < $1.description }) {
+            let name = Array(table.name.lowercased().utf8)
+            guard !name.isEmpty, lowered.count >= name.count else { continue }
+            for start in 0...(lowered.count - name.count) where lowered[start..<(start + name.count)].elementsEqual(name) {
+                let before = start == 0 || !isWordByte(lowered[start - 1])
+                let after = start + name.count == lowered.count || !isWordByte(lowered[start + name.count])
+                if before && after { return table }
+            }
+        }
+        return nil
+    }
+
+    /// Names of the statements the library prepares (`EncryptedConnection.prepare`) start with this.
+    static let libraryStatementPrefix = "mrkproxy_"
+
+    /// `EXECUTE mrkproxy_1(…)` in SQL text would hand values to a statement the library prepared
+    /// for encrypted columns, unencrypted: those take their values through the library only.
+    private func refuseExecuteOfLibraryStatements(_ tokens: [SQLToken], _ range: Range<Int>) throws(InterceptionError) {
+        for index in range where tokens[index].isKeyword("execute") {
+            guard index + 1 < range.upperBound, tokens[index + 1].isName,
+                  tokens[index + 1].text.lowercased().hasPrefix(Self.libraryStatementPrefix) else { continue }
+            throw InterceptionError(
+                .unsupportedConstruct, construct: "EXECUTE of a statement prepared by MRKProxy",
+                reason: "its values must go through the library's prepared statement, which encrypts them")
+        }
+    }
 
     /// A statement that is not DML but mentions a configured table: refuse COPY, MERGE, PREPARE,
     /// DECLARE and anything that names an encrypted column or embeds a query with literals;

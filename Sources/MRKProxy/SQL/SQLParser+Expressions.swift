@@ -53,6 +53,8 @@ extension SQLParser {
     }
 
     mutating func parseExpression(minimumPrecedence: Int) throws(Failure) -> SQLExpr {
+        try enterNesting()
+        defer { depth -= 1 }
         let start = position
         var left = try parsePrefix()
         while let current = token() {

@@ -17,6 +17,14 @@ struct SQLParser {
     let end: Int
     /// Inside `position(a IN b)` / `substring(a SIMILAR b)`: `IN` and `SIMILAR` end the argument.
     var specialArgumentsFlag = false
+    /// Current nesting of expressions, queries and FROM items, bounded by `maximumDepth` so that
+    /// hostile input cannot overflow the stack.
+    var depth = 0
+    static let maximumDepth = 100
+    /// Tokens consumed so far, counting re-parses after backtracking; bounded by `workBudget` so
+    /// that input built to make backtracking exponential fails fast instead of stalling.
+    var work = 0
+    let workBudget: Int
 
     /// Parses the statement made of `tokens[range]` (without its trailing semicolon).
     static func parse(tokens: [SQLToken], range: Range<Int>) throws(Failure) -> SQLStatement {
@@ -30,6 +38,14 @@ struct SQLParser {
         self.tokens = tokens
         self.position = position
         self.end = end
+        workBudget = 64 * max(0, end - position) + 2_000
+    }
+
+    /// Enters one level of nesting; balance with `depth -= 1` (in a `defer`).
+    mutating func enterNesting() throws(Failure) {
+        depth += 1
+        guard depth <= Self.maximumDepth else { throw failure("at most \(Self.maximumDepth) levels of nesting") }
+        guard work <= workBudget else { throw failure("a statement that parses without this much backtracking") }
     }
 
     // MARK: - Token helpers
@@ -45,7 +61,10 @@ struct SQLParser {
 
     func failure(_ expected: String) -> Failure { Failure(tokenIndex: position, expected: expected) }
 
-    mutating func advance(_ count: Int = 1) { position = min(position + count, end) }
+    mutating func advance(_ count: Int = 1) {
+        position = min(position + count, end)
+        work += count
+    }
 
     mutating func acceptKeyword(_ word: String) -> Bool {
         guard isKeyword(word) else { return false }
@@ -210,6 +229,8 @@ struct SQLParser {
     // MARK: - Queries
 
     mutating func parseQuery() throws(Failure) -> SQLQuery {
+        try enterNesting()
+        defer { depth -= 1 }
         var ctes: [SQLCommonTableExpr] = []
         var recursive = false
         if isKeyword("with") { (ctes, recursive) = try parseWith() }
@@ -499,6 +520,8 @@ struct SQLParser {
     }
 
     private mutating func parseFromItem() throws(Failure) -> SQLFromItem {
+        try enterNesting()
+        defer { depth -= 1 }
         var left = try parseFromPrimary()
         while true {
             if isKeyword("cross") && isKeyword("join", 1) {
@@ -579,13 +602,25 @@ struct SQLParser {
         let nameEnd = position
         let alias = try parseOptionalAlias(allowColumns: true)
         if acceptKeyword("tablesample") {
+            // The arguments are not kept in the tree, so only values that cannot hide a column or
+            // a subquery are accepted: numbers and parameters (anything else fails closed).
+            func sampleArgument() throws(Failure) {
+                let argument = try parseExpression()
+                var inner = argument
+                while case .parenthesized(let wrapped) = inner.kind { inner = wrapped }
+                if case .unary(_, let operand) = inner.kind { inner = operand }
+                switch inner.kind {
+                case .parameter, .literal: return
+                default: throw failure("a number or a parameter as a TABLESAMPLE argument")
+                }
+            }
             _ = try parseQualifiedName()
             try expectPunctuation("(")
-            repeat { _ = try parseExpression() } while acceptPunctuation(",")
+            repeat { try sampleArgument() } while acceptPunctuation(",")
             try expectPunctuation(")")
             if acceptKeyword("repeatable") {
                 try expectPunctuation("(")
-                _ = try parseExpression()
+                try sampleArgument()
                 try expectPunctuation(")")
             }
         }
