@@ -46,6 +46,14 @@ struct KMSCommand: AsyncParsableCommand {
         @Option(help: "Serve only this region (default: every region, from the SigV4 scope).") var region: String?
         @OptionGroup var options: StateOptions
         @Flag(help: "Log every request.") var verbose = false
+        @Flag(help: "Allow binding a non-loopback address (the built-in test/test identity can decrypt every key: give the state file your own identities first).")
+        var allowRemote = false
+
+        func validate() throws {
+            guard AWSKMSClient.isLoopbackHost(host) || allowRemote else {
+                throw ValidationError("--host \(host) is not a loopback address; anyone who can reach it could use the built-in test/test identity. Pass --allow-remote to do it anyway")
+            }
+        }
 
         func run() async throws {
             var logger = Logger(label: "mrkproxy.kms")

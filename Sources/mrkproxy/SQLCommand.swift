@@ -128,9 +128,7 @@ final class Shell {
             history.append(buffer.replacingOccurrences(of: "\n", with: " "))
             // History may hold plaintext literals: owner-only, and MRKPROXY_HISTORY= (empty) turns it off.
             if !historyFile.isEmpty {
-                _ = FileManager.default.createFile(atPath: historyFile,
-                                                   contents: Data((history.suffix(500).joined(separator: "\n") + "\n").utf8),
-                                                   attributes: [.posixPermissions: 0o600])
+                SQLCommand.writePrivately(Array((history.suffix(500).joined(separator: "\n") + "\n").utf8), to: historyFile)
             }
             do {
                 for statement in try SQLScript.statements(buffer) { try runStatement(statement) }
@@ -228,5 +226,23 @@ enum ResultFormatter {
         var out = result.columns.map(field).joined(separator: ",") + "\n"
         for row in result.rows { out += row.values.map { field($0.postgresText ?? "") }.joined(separator: ",") + "\n" }
         return out
+    }
+}
+
+extension SQLCommand {
+    /// Replaces `path` with `bytes`, readable by the owner only at every moment: a new file is
+    /// created 0600 next to it and renamed over it (never following a symlink at `path`).
+    static func writePrivately(_ bytes: [UInt8], to path: String) {
+        let temporary = path + ".tmp-\(getpid())"
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        _ = fchmod(fd, 0o600)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            return
+        }
     }
 }

@@ -134,6 +134,23 @@ struct AWSKMSClientTests {
         }
     }
 
+    @Test func plainHTTPToAnotherHostIsRefusedBeforeAnythingIsSent() async throws {
+        for configuration in [
+            AWSKMSClient.Configuration(region: "us-east-1", endpoint: URL(string: "http://10.1.2.3:4599")!, maxAttempts: 1, environment: [:]),
+            AWSKMSClient.Configuration(region: "us-east-1", maxAttempts: 1, environment: ["AWS_ENDPOINT_URL": "http://localstack.ci:4566"]),
+        ] {
+            let client = AWSKMSClient(configuration: configuration, credentialsProvider: creds)
+            let error = await TestSupport.expectKMSError(.configuration) { try await client.describeKey(DescribeKeyRequest(keyId: "k")) }
+            #expect(error?.description.contains("https") == true)
+        }
+        #expect(AWSKMSClient.isPermittedEndpoint(URL(string: "https://kms.us-east-1.amazonaws.com")!))
+        #expect(AWSKMSClient.isPermittedEndpoint(URL(string: "http://127.0.0.1:4599")!))
+        #expect(AWSKMSClient.isPermittedEndpoint(URL(string: "http://[::1]:4599")!))
+        #expect(!AWSKMSClient.isPermittedEndpoint(URL(string: "http://127.0.0.1.evil.example")!))
+        #expect(!AWSKMSClient.isPermittedEndpoint(URL(string: "http://127.evil.example")!))
+        #expect(!AWSKMSClient.isPermittedEndpoint(URL(string: "ftp://127.0.0.1")!))
+    }
+
     @Test func missingCredentialsAreAClearError() async throws {
         let client = AWSKMSClient(configuration: .init(region: "us-east-1", endpoint: URL(string: "http://127.0.0.1:9")!,
                                                        environment: [:]),

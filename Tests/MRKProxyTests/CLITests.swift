@@ -53,6 +53,14 @@ import Testing
         #expect(out.contains("Cleaned up"))
     }
 
+    @Test("mrkproxy kms serve refuses a non-loopback address unless --allow-remote")
+    func kmsServeStaysLocal() async throws {
+        let (status, _, err) = try await Self.run(["kms", "serve", "--host", "0.0.0.0", "--port", "0",
+                                                   "--state", FileManager.default.temporaryDirectory.appendingPathComponent("unused-\(UUID().uuidString).json").path])
+        #expect(status != 0)
+        #expect(err.contains("--allow-remote"), "\(err)")
+    }
+
     @Test("mrkproxy bench --json runs every variant on a small table and reports every figure")
     func bench() async throws {
         let (status, out, err) = try await Self.run(["bench", "--rows", "2000", "--pgcrypto-rows", "200", "--stream-rows", "3000", "--json",

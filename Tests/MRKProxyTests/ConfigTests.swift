@@ -62,6 +62,20 @@ import Testing
         #expect(error.description.contains("app.yaml" + expected), "\(error)")
     }
 
+    @Test("KMS endpoints: https anywhere, plain http only to loopback; stale_window parses")
+    func kmsEndpointsAndStaleWindow() throws {
+        func parse(_ endpoint: String, extra: String = "") throws -> ProxyConfiguration {
+            let text = Self.valid.replacingOccurrences(of: "  endpoint: http://127.0.0.1:4599\n", with: "  endpoint: \(endpoint)\n\(extra)")
+            return try ProxyConfiguration.parse(text, source: "app.yaml", environment: [:])
+        }
+        #expect(try parse("https://kms.internal.example").kms.endpoint?.host == "kms.internal.example")
+        #expect(try parse("http://localhost:4599").kms.endpoint != nil)
+        #expect(try parse("http://127.0.0.1:4599", extra: "  stale_window: 30s\n").kms.staleWindow == .seconds(30))
+        #expect(try parse("http://127.0.0.1:4599").kms.staleWindow == .seconds(600))
+        let error = try #require(throws: ProxyError.self) { try parse("http://kms.internal.example:4599") }
+        #expect(error.description.contains("app.yaml:4: kms.endpoint: plain http is allowed to a loopback address only"), "\(error)")
+    }
+
     @Test func singleRegionKeyIsAcceptedOnlyWithOneRegion() throws {
         let single = Self.valid.replacingOccurrences(of: "mrk-1234abcd12ab34cd56ef1234567890ab", with: "1234abcd-12ab-34cd-56ef-1234567890ab")
         let error = try #require(throws: ProxyError.self) { try ProxyConfiguration.parse(single, source: "app.yaml", environment: [:]) }

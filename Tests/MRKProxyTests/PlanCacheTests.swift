@@ -1,5 +1,6 @@
 import Foundation
 import MRKCrypto
+import MRKKMS
 import MRKPostgres
 @testable import MRKProxy
 import Testing
@@ -48,6 +49,43 @@ extension ProxyIntegration {
                 #expect(versions == [1, 1, 1, 2])
                 let all = try conn.query("SELECT id, ssn FROM \(table) ORDER BY id").rows.map { $0.string("ssn") }
                 #expect(all == [first, second, literal, later])
+            }
+        }
+    
+        @Test("an open connection drops its derived keys once per TTL: after the stale window, losing KMS stops it")
+        func connectionsForgetKeys() async throws {
+            let stack = try currentStack()
+            let table = uniqueName("expiry")
+            try ddl(stack, Proxy.customersTable(table))
+            var config = try proxyConfiguration(stack, tables: Proxy.customersConfig(table))
+            config.keyspace = uniqueName("ks_expiry")
+            config.kms.cacheTTL = .milliseconds(200)
+            config.kms.staleWindow = .milliseconds(300)
+            let keystore = BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
+                                          kmsKeyARN: try config.keyARN(in: "us-east-1"))
+            try await keystore.create(keyspace: config.keyspace)
+            let unreachable = AWSKMSClient(configuration: .init(region: "us-east-1", endpoint: URL(string: "http://127.0.0.1:9")!, timeout: 1,
+                                                                maxAttempts: 1, environment: [:]),
+                                           credentialsProvider: StaticCredentialsProvider(AWSCredentials(accessKeyId: "test", secretAccessKey: "test")))
+            let flaky = FlakyKMS(working: stack.kmsClient(region: "us-east-1"), broken: unreachable)
+            let east = try await EncryptedDatabase.open(configuration: config, region: "us-east-1", kms: flaky)
+            let ssn = secret("EXPIRY")
+            let box = try await withBlockingThread { () throws -> UncheckedBox<EncryptedConnection> in
+                let conn = try east.connect()
+                try conn.execute("INSERT INTO \(table) (id, name, ssn) VALUES ($1, 'x', $2)", [.int(1), .text(ssn)])
+                #expect(try conn.query("SELECT id, ssn FROM \(table)").rows.first?.string("ssn") == ssn)
+                return UncheckedBox(conn)
+            }
+            flaky.breakIt()
+            // Within the TTL and stale window the connection keeps working from cached keys…
+            try await withBlockingThread { () throws in
+                #expect(try box.value.query("SELECT id, ssn FROM \(table)").rows.first?.string("ssn") == ssn)
+            }
+            // …and once both have passed it must ask KMS again, which now fails.
+            try await Task.sleep(for: .milliseconds(700))
+            try await withBlockingThread {
+                #expect(throws: ProxyError.self) { try box.value.query("SELECT id, ssn FROM \(table)") }
+                #expect(throws: ProxyError.self) { try box.value.execute("INSERT INTO \(table) (id, name, ssn) VALUES (2, 'y', $1)", [.text(ssn)]) }
             }
         }
     }

@@ -81,3 +81,9 @@ extension StaticString {
 func OPENSSL_cleanse_bytes(_ buffer: UnsafeMutableRawBufferPointer) {
     if buffer.count > 0 { OPENSSL_cleanse(buffer.baseAddress, buffer.count) }
 }
+
+/// Overwrites `bytes` with zeros (`OPENSSL_cleanse`, which the optimizer does not remove), for
+/// plaintext and key copies held in ordinary arrays.
+public func secureZero(_ bytes: inout [UInt8]) {
+    bytes.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) }
+}

@@ -159,9 +159,34 @@ public final class AWSKMSClient: KMSClient {
         }
     }
 
+    /// Whether requests may go to `url`: HTTPS, or plain HTTP to this machine only (a local
+    /// `mrkproxy kms serve`). KMS responses carry key material, and requests are signed.
+    public static func isPermittedEndpoint(_ url: URL) -> Bool {
+        switch url.scheme?.lowercased() {
+        case "https": return url.host != nil
+        case "http": return url.host.map(isLoopbackHost) ?? false
+        default: return false
+        }
+    }
+
+    /// `localhost`, `::1`, or an IPv4 address in 127.0.0.0/8 (all four parts numeric, so that
+    /// `127.0.0.1.example.com` is not one).
+    public static func isLoopbackHost(_ host: String) -> Bool {
+        let host = host.lowercased()
+        if ["localhost", "::1", "[::1]"].contains(host) { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber) && Int(part).map { $0 <= 255 } == true
+        }
+    }
+
     /// Sends one signed request per attempt; returns the body of the first 200 response.
     func send(_ operation: String, payload: Data) async throws -> Data {
         let url = endpoint
+        guard Self.isPermittedEndpoint(url) else {
+            throw KMSError(.configuration, "refusing KMS endpoint \(url.scheme ?? "?")://\(url.host ?? "?"): use https (plain http only to a loopback address)",
+                           region: configuration.region)
+        }
         var attempt = 0
         while true {
             attempt += 1

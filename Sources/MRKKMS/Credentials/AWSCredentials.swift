@@ -3,7 +3,7 @@ import MRKCrypto
 
 /// AWS credentials: access key id, secret access key (held in zeroed memory), optional session token
 /// and expiration. `description` never shows the secret or the token.
-public struct AWSCredentials: Sendable, CustomStringConvertible {
+public struct AWSCredentials: Sendable, CustomStringConvertible, CustomReflectable {
     public var accessKeyId: String
     /// The secret access key bytes (UTF-8).
     public var secretAccessKey: SecretBytes
@@ -22,6 +22,12 @@ public struct AWSCredentials: Sendable, CustomStringConvertible {
 
     public var description: String {
         "AWSCredentials(accessKeyId: \(accessKeyId), secretAccessKey: <redacted>\(sessionToken == nil ? "" : ", sessionToken: <redacted>"))"
+    }
+
+    /// What `dump()` and debuggers show: the same redacted view as `description`.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["accessKeyId": accessKeyId, "secretAccessKey": "<redacted>",
+                                "sessionToken": sessionToken == nil ? "nil" : "<redacted>", "expiration": expiration as Any])
     }
 
     /// Whether the credentials expire within `margin` seconds of `now`.

@@ -169,7 +169,7 @@ public struct ECSCredentialsProvider: AWSCredentialsProvider {
             guard let url = URL(string: full), let scheme = url.scheme?.lowercased(), let host = url.host else {
                 throw KMSError(.credentials, "AWS_CONTAINER_CREDENTIALS_FULL_URI is not a valid URL")
             }
-            let loopback = host.hasPrefix("127.") || Self.allowedHTTPHosts.contains(host.lowercased())
+            let loopback = AWSKMSClient.isLoopbackHost(host) || Self.allowedHTTPHosts.contains(host.lowercased())
             guard scheme == "https" || (scheme == "http" && loopback) else {
                 throw KMSError(.credentials, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or http to a loopback/ECS/EKS address")
             }

@@ -24,6 +24,9 @@ public struct ProxyConfiguration: Sendable {
         public var endpoints: [String: URL]
         /// How long unwrapped branch keys are cached. Default 5 minutes.
         public var cacheTTL: Duration
+        /// How long past `cacheTTL` a cached key is still used while KMS cannot be reached (after
+        /// that, reads and writes fail). Default 10 minutes.
+        public var staleWindow: Duration = .seconds(600)
     }
 
     /// The app's region (`MRKPROXY_REGION` overrides the file).
@@ -166,7 +169,7 @@ private struct ConfigReader {
         // KMS.
         let kmsNode = try required("kms")
         let kmsFields = try mapping(kmsNode, "kms")
-        try checkKeys(kmsFields, allowed: ["key", "endpoint", "endpoints", "cache_ttl"], "kms")
+        try checkKeys(kmsFields, allowed: ["key", "endpoint", "endpoints", "cache_ttl", "stale_window"], "kms")
         guard let keyEntry = kmsFields.first(where: { $0.key == "key" }) else { throw fail(kmsNode, "kms.key", "missing (required)") }
         let key = try string(keyEntry.value, "kms.key")
         let arn: KMSARN
@@ -189,6 +192,7 @@ private struct ConfigReader {
             }
         }
         let ttl = try kmsFields.first { $0.key == "cache_ttl" }.map { try duration($0.value, "kms.cache_ttl") } ?? .seconds(300)
+        let staleWindow = try kmsFields.first { $0.key == "stale_window" }.map { try duration($0.value, "kms.stale_window") } ?? .seconds(600)
 
         let keyspace = try optional("keyspace").map { try string($0, "keyspace") } ?? "default"
 
@@ -204,7 +208,7 @@ private struct ConfigReader {
 
         return ProxyConfiguration(
             region: region,
-            kms: .init(key: key, endpoint: endpoint, endpoints: endpoints, cacheTTL: ttl),
+            kms: .init(key: key, endpoint: endpoint, endpoints: endpoints, cacheTTL: ttl, staleWindow: staleWindow),
             keyspace: keyspace, regions: regions, tables: tables, source: source)
     }
 
@@ -280,6 +284,9 @@ private struct ConfigReader {
         let text = try string(node, path)
         guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             throw fail(node, path, "expected an http(s) URL")
+        }
+        guard AWSKMSClient.isPermittedEndpoint(url) else {
+            throw fail(node, path, "plain http is allowed to a loopback address only (KMS responses carry key material); use https")
         }
         return url
     }

@@ -9,8 +9,11 @@ import MRKKMS
 ///
 /// Like the SDKs' caching CMM, encryption materials (one KMS GenerateDataKey) are reused per
 /// column for at most `maxAge` and `maxMessages`; unwrapped data keys are cached by their wrapped
-/// form. Each message's encryption context names the table, column and type, and is checked on
-/// read so a message copied to another column does not decrypt there.
+/// form for `cacheTTL` (at most `maxCachedDataKeys` of them), so that losing KMS access stops
+/// reads once the TTL has passed. Each message's encryption context names the table, column and
+/// type, and is checked on read so a message copied to another column does not decrypt there.
+/// Messages carrying more than one encrypted data key are refused (ours carry one), so a stored
+/// message cannot make a read call KMS many times.
 ///
 /// `@unchecked Sendable`: the caches are guarded by `lock`; KMS calls run outside it.
 final class ESDKColumns: @unchecked Sendable {
@@ -19,13 +22,17 @@ final class ESDKColumns: @unchecked Sendable {
 
     private let lock = NSLock()
     private var encryption: [String: (materials: EncryptionMaterials, created: ContinuousClock.Instant, uses: Int)] = [:]
-    private var decryption: [[UInt8]: DecryptionMaterials] = [:]
-    private let keyring: AWSKMSMRKKeyring
-    private let client = ESDKClient(configuration: .init(algorithmSuite: .aes256GCMHKDFSHA512CommitKey))
-    private let clock = ContinuousClock()
+    static let maxCachedDataKeys = 10_000
 
-    init(keyARN: String, kms: any KMSClient) throws {
+    private var decryption: [[UInt8]: (materials: DecryptionMaterials, created: ContinuousClock.Instant)] = [:]
+    private let keyring: AWSKMSMRKKeyring
+    private let client = ESDKClient(configuration: .init(algorithmSuite: .aes256GCMHKDFSHA512CommitKey, maxEncryptedDataKeys: 1))
+    private let clock = ContinuousClock()
+    private let cacheTTL: Duration
+
+    init(keyARN: String, kms: any KMSClient, cacheTTL: Duration) throws {
         keyring = try AWSKMSMRKKeyring(keyARN: keyARN, client: kms)
+        self.cacheTTL = cacheTTL
     }
 
     static func context(for column: EncryptedColumn) -> [String: String] {
@@ -37,7 +44,9 @@ final class ESDKColumns: @unchecked Sendable {
     func seal(_ plaintext: [UInt8], column: EncryptedColumn, blocking: (@escaping @Sendable () async throws -> EncryptionMaterials) throws -> EncryptionMaterials) throws -> [UInt8] {
         let name = "\(column.table).\(column.name)"
         let cached: EncryptionMaterials? = lock.withLock {
-            guard var entry = encryption[name], clock.now - entry.created < Self.maxAge, entry.uses < Self.maxMessages else { return nil }
+            guard var entry = encryption[name], clock.now - entry.created < min(Self.maxAge, cacheTTL), entry.uses < Self.maxMessages else {
+                return nil
+            }
             entry.uses += 1
             encryption[name] = entry
             return entry.materials
@@ -60,13 +69,25 @@ final class ESDKColumns: @unchecked Sendable {
             throw CryptoError(.encryptionContextMismatch, "message belongs to another column")
         }
         let cacheKey = parsed.encryptedDataKeys.flatMap(\.ciphertext)
-        let cached = lock.withLock { decryption[cacheKey] }
+        let cached: DecryptionMaterials? = lock.withLock {
+            guard let entry = decryption[cacheKey] else { return nil }
+            guard clock.now - entry.created < cacheTTL else {
+                decryption[cacheKey] = nil
+                return nil
+            }
+            return entry.materials
+        }
         let materials: DecryptionMaterials
         if let cached, cached.algorithmSuite == parsed.algorithmSuite, cached.verificationKey == nil {
             materials = cached
         } else {
             materials = try blocking { [client, keyring] in try await client.decryptionMaterials(for: parsed, keyring: keyring) }
-            if materials.verificationKey == nil { lock.withLock { decryption[cacheKey] = materials } }
+            if materials.verificationKey == nil {
+                lock.withLock {
+                    if decryption.count >= Self.maxCachedDataKeys { decryption.removeAll() }
+                    decryption[cacheKey] = (materials, clock.now)
+                }
+            }
         }
         return try client.decrypt(parsed, materials: materials).plaintext
     }

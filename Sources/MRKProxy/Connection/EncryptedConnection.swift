@@ -22,6 +22,8 @@ public final class EncryptedConnection {
     private var indexers: [ColumnKey: ColumnIndexer] = [:]
     private var sealers: [SealerKey: Sealer] = [:]
     private var active: (version: UInt32, checkedAt: ContinuousClock.Instant)?
+    /// Bumped whenever the derived keys are dropped; binders prepared before must resolve again.
+    private var keyGeneration: UInt64 = 0
     private let clock = ContinuousClock()
     private var preparedCount = 0
 
@@ -173,6 +175,7 @@ public final class EncryptedConnection {
     @discardableResult
     public func copyIn(into table: String, columns: [String], rows: some Sequence<[SQLValue]>) throws -> Int {
         guard !database.isReadOnly else { throw readOnlyError() }
+        _ = try currentActiveVersion()  // drops derived keys past their TTL before the load
         let copy = try CopyPlan(table: table, columns: columns, schema: database.configuration.schema)
         return try run {
             try connection.copyIn(copy.sql) { writer in
@@ -257,7 +260,9 @@ public final class EncryptedConnection {
     /// names resolved once per plan, so a batch pays for the lookups once, not per row).
     func bind(_ binder: Binder, _ values: [SQLValue]) throws -> [PostgresParameter] {
         let version = try currentActiveVersion()
-        if binder.steps == nil || binder.version != version { try prepareSteps(binder, version: version) }
+        if binder.steps == nil || binder.version != version || binder.keyGeneration != keyGeneration {
+            try prepareSteps(binder, version: version)
+        }
         func resolve(_ source: ValueSource) throws -> SQLValue {
             switch source {
             case .null: return .null
@@ -295,6 +300,7 @@ public final class EncryptedConnection {
         let plan: StatementPlan
         var steps: [Step]?
         var version: UInt32?
+        var keyGeneration: UInt64?
         init(plan: StatementPlan) { self.plan = plan }
     }
 
@@ -353,6 +359,7 @@ public final class EncryptedConnection {
             }
         }
         binder.version = version
+        binder.keyGeneration = keyGeneration
     }
 
     private func sealer(for column: EncryptedColumn, version: UInt32) throws -> Sealer {
@@ -404,9 +411,18 @@ public final class EncryptedConnection {
 
     // MARK: Keys
 
-    /// The active branch-key version, re-read from the keystore once per key-cache TTL.
+    /// The active branch-key version, re-read from the keystore once per key-cache TTL. Keys this
+    /// connection derived are dropped at the same time, so they are fetched again through the
+    /// keystore's cache: losing KMS access (a disabled key, a denying policy) stops this connection
+    /// too once the cache's TTL and stale window have passed.
     private func currentActiveVersion() throws -> UInt32 {
         if let active, clock.now - active.checkedAt < cacheTTL { return active.version }
+        if active != nil {
+            ciphers.removeAll()
+            indexers.removeAll()
+            sealers.removeAll()
+            keyGeneration &+= 1
+        }
         let version = try database.activeVersion()
         active = (version, clock.now)
         return version

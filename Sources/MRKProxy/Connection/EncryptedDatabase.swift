@@ -42,7 +42,7 @@ public final class EncryptedDatabase: Sendable {
         self.keyspaceID = keyspaceID
         self.logger = logger
         let usesESDK = configuration.tables.values.contains { $0.columns.values.contains { $0.format == .esdk } }
-        self.esdk = usesESDK ? try ESDKColumns(keyARN: keyARN, kms: kms) : nil
+        self.esdk = usesESDK ? try ESDKColumns(keyARN: keyARN, kms: kms, cacheTTL: configuration.kms.cacheTTL) : nil
     }
 
     /// The ESDK-format column support (only when such columns are configured).
@@ -75,6 +75,7 @@ public final class EncryptedDatabase: Sendable {
         let catalog = try Catalog.load(url: regionConfig.database, tables: configuration.tables, region: region)
         var keystoreConfig = BranchKeyStore.Configuration()
         keystoreConfig.cacheTTL = configuration.kms.cacheTTL
+        keystoreConfig.staleWindow = configuration.kms.staleWindow
         let keystore = BranchKeyStore(databaseURL: regionConfig.database, kms: kms, kmsKeyARN: keyARN,
                                       configuration: keystoreConfig, logger: logger)
         let keyspaceID = try keystore.keyspaceID(configuration.keyspace)

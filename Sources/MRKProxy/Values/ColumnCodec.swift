@@ -218,5 +218,5 @@ func trimmedForParsing(_ text: String) -> Substring {
 
 /// Overwrites a plaintext buffer with zeros once it is no longer needed.
 func zeroize(_ bytes: inout [UInt8]) {
-    for i in bytes.indices { bytes[i] = 0 }
+    secureZero(&bytes)
 }
