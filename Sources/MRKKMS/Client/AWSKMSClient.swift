@@ -153,7 +153,9 @@ public final class AWSKMSClient: KMSClient {
         let encoder = JSONEncoder()
         var payload = try encoder.encode(body)
         defer { payload.resetBytes(in: 0..<payload.count) }
-        let data = try await send(operation, payload: payload)
+        // Responses such as Decrypt's carry key material (base64): wipe the body once decoded.
+        var data = try await send(operation, payload: payload)
+        defer { data.resetBytes(in: 0..<data.count) }
         do { return try JSONDecoder().decode(Response.self, from: data) } catch {
             throw KMSError(.invalidResponse, "\(operation) response could not be parsed", region: configuration.region)
         }
