@@ -88,5 +88,29 @@ extension ProxyIntegration {
                 #expect(throws: ProxyError.self) { try box.value.execute("INSERT INTO \(table) (id, name, ssn) VALUES (2, 'y', $1)", [.text(ssn)]) }
             }
         }
+    
+
+        @Test("a connection whose server has standard_conforming_strings off sends nothing")
+        func nonStandardStringsAreRefused() async throws {
+            let stack = try currentStack()
+            let table = uniqueName("scs")
+            try ddl(stack, Proxy.customersTable(table))
+            var config = try proxyConfiguration(stack, tables: Proxy.customersConfig(table))
+            config.keyspace = uniqueName("ks_scs")
+            let separator = config.regions["us-east-1"]!.database.contains("?") ? "&" : "?"
+            config.regions["us-east-1"]!.database += separator + "options=-c%20standard_conforming_strings%3Doff"
+            let keystore = BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
+                                          kmsKeyARN: try config.keyARN(in: "us-east-1"))
+            try await keystore.create(keyspace: config.keyspace)
+            let east = try await EncryptedDatabase.open(configuration: config, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+            try await withBlockingThread { () throws in
+                let conn = try east.connect()
+                let error = #expect(throws: ProxyError.self) {
+                    try conn.execute("INSERT INTO \(table) (id, name, ssn) VALUES (1, 'a', $1)", [.text(secret("SCS"))])
+                }
+                #expect(error?.code == .refused)
+                #expect(error?.description.contains("standard_conforming_strings") == true)
+            }
+        }
     }
 }

@@ -249,9 +249,12 @@ struct SQLInterceptorTests {
             == "SELECT * FROM billing.invoices WHERE invoices.card_bidx = $1")
         #expect(try F.plan("SELECT public.customers.ssn FROM public.customers WHERE public.customers.ssn = $1", 1).sql
             == "SELECT public.customers.ssn FROM public.customers WHERE public.customers.ssn_bidx = $1")
-        // `invoices` alone is not on the default search_path: not the configured table.
+        // `invoices` alone is not on the configured search_path, but the session's search_path
+        // could resolve it to billing.invoices: refused rather than sent with its literal.
         let other = "SELECT * FROM invoices WHERE card = 'x'"
-        #expect(try F.plan(other).sql == other)
+        let refusal = F.refusal(other)
+        #expect(refusal?.table == F.invoices)
+        #expect(refusal?.construct.contains("outside the configured search path") == true)
         let billingFirst = SQLInterceptor(schema: EncryptedSchema(tables: F.schema.tables, searchPath: ["billing", "public"]))
         #expect(try billingFirst.plan(other, parameterCount: 0).sql == "SELECT * FROM invoices WHERE invoices.card_bidx = $1")
     }

@@ -90,7 +90,7 @@ struct SQLRefusalTests {
         .init(sql: "MERGE INTO customers c USING s ON c.id = s.id WHEN MATCHED THEN UPDATE SET ssn = s.ssn", code: .unsupportedConstruct, construct: "MERGE"),
         .init(sql: "PREPARE p AS SELECT * FROM customers WHERE ssn = '123-45-6789'", code: .unsupportedConstruct, construct: "PREPARE"),
         .init(sql: "ALTER TABLE customers ALTER COLUMN ssn SET DEFAULT '123-45-6789'", code: .unsupportedConstruct, column: "ssn", construct: "ALTER"),
-        .init(sql: "CREATE VIEW v AS SELECT * FROM customers WHERE name = 'Alice'", code: .unsupportedConstruct, construct: "embedded query"),
+        .init(sql: "CREATE VIEW v AS SELECT * FROM customers WHERE name = 'Alice'", code: .unsupportedConstruct, construct: "CREATE VIEW"),
         .init(sql: "UPDATE customers SET ssn = $1 WHERE CURRENT OF cur", parameterCount: 1, code: .rowIdentityUnknown, construct: "WHERE id"),
         .init(sql: "UPDATE accounts SET balance = $1 WHERE id = 1 RETURNING balance + 1", parameterCount: 1, code: .unsupportedConstruct, table: F.accounts, column: "balance", construct: "operator +"),
         .init(sql: "SELECT ssn, count(*) FROM customers GROUP BY 1", code: .unsupportedConstruct, column: "ssn", construct: "GROUP BY"),
@@ -122,6 +122,29 @@ struct SQLRefusalTests {
               code: .unsupportedConstruct, construct: "DO block"),
         .init(sql: "SELECT query_to_xml('SELECT * FROM public.Customers WHERE ssn = ''123-45-6789''', true, false, '')",
               code: .unsupportedConstruct, construct: "query_to_xml()"),
+        // A second review: more of the same, and the row-identity pairing.
+        .init(sql: "SELECT a.ssn, b.id FROM customers a JOIN customers b ON b.id = a.id + 1",
+              code: .unsupportedConstruct, construct: "2 instances of the table"),
+        .init(sql: "SELECT c.id, s.ssn FROM customers c, LATERAL (SELECT ssn FROM customers WHERE id = c.id + 1) s",
+              code: .unsupportedConstruct, construct: "2 instances of the table"),
+        .init(sql: "WITH x AS (SELECT id, ssn FROM customers) SELECT a.ssn, b.id FROM x a JOIN x b ON b.id = a.id + 1",
+              code: .unsupportedConstruct, construct: "instances of the table"),
+        .init(sql: "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$UPDATE customers SET ssn = '123-45-6789' WHERE id = 1$$",
+              code: .unsupportedConstruct, construct: "CREATE FUNCTION body"),
+        .init(sql: #"SELECT "query_to_xml"('SELECT id FROM customers WHERE ssn = ''123-45-6789''', true, false, '')"#,
+              code: .unsupportedConstruct, construct: "query_to_xml()"),
+        .init(sql: "SELECT * FROM ts_stat('SELECT to_tsvector(name) FROM customers WHERE ssn = ''123-45-6789''')",
+              code: .unsupportedConstruct, construct: "ts_stat()"),
+        .init(sql: "SELECT my_runner('SELECT id FROM customers WHERE ssn = ''123-45-6789''')",
+              code: .unsupportedConstruct, construct: "SQL in a string"),
+        .init(sql: "UPDATE customers c SET c.ssn = '123-45-6789' WHERE c.id = 1",
+              code: .unsupportedConstruct, column: "ssn", construct: "qualified column name in SET"),
+        .init(sql: "INSERT INTO customers (id, customers.ssn) VALUES (3, '123-45-6789')",
+              code: .unsupportedConstruct, column: "ssn", construct: "qualified column name in an INSERT column list"),
+        .init(sql: "SELECT id FROM customers, json_to_record('{}') AS x(a varchar((SELECT 1 FROM customers WHERE ssn = '123-45-6789')))",
+              code: .unparseable, construct: "statement not understood"),
+        .init(sql: "CREATE TABLE t AS SELECT * FROM customers", code: .unsupportedConstruct, construct: "CREATE TABLE AS"),
+        .init(sql: "CREATE MATERIALIZED VIEW v AS TABLE customers", code: .unsupportedConstruct, construct: "CREATE VIEW"),
     ]
 
     @Test("misuse is refused with the right code, naming table, column and construct", arguments: misuses)
@@ -195,6 +218,15 @@ struct SQLRefusalTests {
             #expect(!error.description.contains("987-65"))
         }
         #expect(F.refusal("EXECUTE my_report(3)") == nil)
+        for sql in ["SET standard_conforming_strings = off", "SELECT set_config('standard_conforming_strings', 'off', false)",
+                    "ALTER DATABASE app SET standard_conforming_strings TO off"] {
+            #expect(F.refusal(sql)?.construct.contains("standard_conforming_strings") == true, "\(sql)")
+        }
+        #expect(F.refusal("SHOW standard_conforming_strings") == nil)
+        // The table twice is fine while no encrypted column of it is read, and a WHERE subquery is not an instance of the result.
+        #expect(F.refusal("SELECT a.id FROM customers a JOIN customers b ON b.id = a.id + 1 WHERE b.ssn = $1", 1) == nil)
+        #expect(F.refusal("SELECT id, ssn FROM customers WHERE id IN (SELECT id FROM customers WHERE ssn = $1)", 1) == nil)
+        #expect(F.refusal("WITH x AS (SELECT id, ssn FROM customers) SELECT id, ssn FROM x") == nil)
         // A string that merely mentions a table name is data, not SQL.
         #expect(F.refusal("INSERT INTO accounts (id, owner_note) VALUES (1, 'customers are great')") == nil)
         #expect(F.refusal("DO $$BEGIN RAISE NOTICE 'hello'; END$$") == nil)

@@ -224,6 +224,7 @@ public final class EncryptedConnection {
 
     /// The binder of `sql`'s plan, from the cache or planned now.
     func cachedBinder(_ sql: String, _ parameterCount: Int) throws -> Binder {
+        try requireStandardStrings()
         let key = PlanKey(sql: sql, parameterCount: parameterCount)
         if let binder = plans[key] { return binder }
         let plan = try planned(sql, parameterCount)
@@ -235,7 +236,17 @@ public final class EncryptedConnection {
         return binder
     }
 
+    /// The SQL tokenizer reads `'…'` as PostgreSQL does with `standard_conforming_strings = on`
+    /// (the default); with it off, a backslash could hide SQL inside what looks like a string.
+    private func requireStandardStrings() throws {
+        guard connection.parameterStatus("standard_conforming_strings") == "on" else {
+            throw ProxyError(.refused, "standard_conforming_strings is not on for this connection; MRKProxy reads SQL string literals "
+                             + "as PostgreSQL does only with it on, so it sends nothing until it is turned back on")
+        }
+    }
+
     func planned(_ sql: String, _ parameterCount: Int) throws -> StatementPlan {
+        try requireStandardStrings()
         let plan: StatementPlan
         do {
             plan = try interceptor.plan(sql, parameterCount: parameterCount)

@@ -112,7 +112,7 @@ extension SQLAnalyzer {
         case .inQuery(let negated, let left, let query):
             let name = negated ? "NOT IN (subquery)" : "IN (subquery)"
             try walk(left, nested, construct: name)
-            let shape = try analyzeQuery(query, parent: context.scope, outermost: false)
+            let shape = try analyzeExpressionSubquery(query, context.scope)
             if let column = shape.firstEncrypted { throw refuse(column, "\(name) returning the column") }
         case .quantified(let symbol, let quantifier, let left, let operand):
             let name = "\(symbol) \(quantifier)"
@@ -120,7 +120,7 @@ extension SQLAnalyzer {
             switch operand {
             case .expression(let right): try walk(right, nested, construct: name)
             case .query(let query):
-                let shape = try analyzeQuery(query, parent: context.scope, outermost: false)
+                let shape = try analyzeExpressionSubquery(query, context.scope)
                 if let column = shape.firstEncrypted { throw refuse(column, "\(name) (subquery) returning the column") }
             }
         case .isNull(_, let inner):
@@ -135,12 +135,12 @@ extension SQLAnalyzer {
         case .function(let call):
             try walkFunction(call, context)
         case .subquery(let query):
-            let shape = try analyzeQuery(query, parent: context.scope, outermost: false)
+            let shape = try analyzeExpressionSubquery(query, context.scope)
             if let column = shape.firstEncrypted { throw refuse(column, "scalar subquery returning the column") }
         case .exists(let query):
-            _ = try analyzeQuery(query, parent: context.scope, outermost: false)
+            _ = try analyzeExpressionSubquery(query, context.scope)
         case .arrayQuery(let query):
-            let shape = try analyzeQuery(query, parent: context.scope, outermost: false)
+            let shape = try analyzeExpressionSubquery(query, context.scope)
             if let column = shape.firstEncrypted { throw refuse(column, "ARRAY(subquery) of the column") }
         case .array(let items):
             for item in items { try walk(item, nested, construct: "ARRAY[…]") }

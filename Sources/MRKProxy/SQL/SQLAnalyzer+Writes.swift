@@ -31,6 +31,10 @@ extension SQLAnalyzer {
                 if let encrypted = table.columns[column.name], column.hasIndirection {
                     throw refuse(encrypted, "subfield or subscript assignment")
                 }
+                // `(id, customers.ssn)`: PostgreSQL rejects it, but would log the statement with its values.
+                if let encrypted = column.fields.lazy.compactMap({ table.columns[$0] }).first {
+                    throw refuse(encrypted, "qualified column name in an INSERT column list", "name the column without a qualifier")
+                }
             }
         }
 
@@ -212,6 +216,10 @@ extension SQLAnalyzer {
                     throw InterceptionError(
                         .rowIdentityChange, table: table.name, column: identity, construct: "SET of the row_identity column",
                         reason: "the row's ciphertexts are bound to it and could no longer be decrypted")
+                }
+                // `SET c.ssn = …`: PostgreSQL rejects it, but would log the statement with its values.
+                if let encrypted = target.fields.lazy.compactMap({ table.columns[$0] }).first {
+                    throw refuse(encrypted, "qualified column name in SET", "name the column without a qualifier")
                 }
                 if let encrypted = table.columns[target.name], assignment.isMultiple || target.hasIndirection {
                     markTouched()

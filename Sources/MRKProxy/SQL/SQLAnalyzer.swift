@@ -31,6 +31,16 @@ final class SQLAnalyzer {
     private var hiddenColumnInsertion: (offset: Int, emptyList: Bool)?
     private var cteFrames: [[String: SQLRelationShape]] = []
 
+    /// Row-identity bookkeeping (see `checkRowIdentityInstances`). Subqueries inside expressions
+    /// (WHERE, HAVING, …) are not counted: their rows do not reach the result.
+    private var expressionSubqueryDepth = 0
+    /// Range entries per configured table with a row identity, outside expression subqueries.
+    private var tableInstances: [QualifiedName: Int] = [:]
+    /// References to each WITH query, and the configured tables whose encrypted columns it passes on.
+    private var cteReferences: [String: (count: Int, tables: Set<QualifiedName>)] = [:]
+    /// Configured tables whose encrypted columns are in an output list.
+    private var outputTables: Set<QualifiedName> = []
+
     init(schema: EncryptedSchema, tokens: [SQLToken], parameterCount: Int, statementWrites: Bool) {
         self.schema = schema
         self.tokens = tokens
@@ -58,6 +68,34 @@ final class SQLAnalyzer {
     }
 
     func markTouched() { touchesEncrypted = true }
+
+    /// Analyzes a subquery that is part of an expression.
+    func analyzeExpressionSubquery(_ query: SQLQuery, _ parent: SQLScope) throws(InterceptionError) -> SQLRelationShape {
+        expressionSubqueryDepth += 1
+        defer { expressionSubqueryDepth -= 1 }
+        return try analyzeQuery(query, parent: parent, outermost: false)
+    }
+
+    private func recordOutput(_ column: EncryptedColumn) {
+        if expressionSubqueryDepth == 0 { outputTables.insert(column.table) }
+    }
+
+    /// Values of a table with `row_identity` are checked against the identity in the same result
+    /// row, found by source table and column. With the table in the statement twice (a self-join,
+    /// LATERAL, a WITH query used twice) that identity could belong to the other instance: refuse.
+    func checkRowIdentityInstances() throws(InterceptionError) {
+        for table in outputTables.sorted(by: { $0.description < $1.description }) {
+            guard let configured = schema.tables[table], let identity = configured.rowIdentity else { continue }
+            var instances = tableInstances[table, default: 0]
+            for reference in cteReferences.values where reference.tables.contains(table) { instances += max(0, reference.count - 1) }
+            guard instances > 1 else { continue }
+            throw InterceptionError(
+                .unsupportedConstruct, table: table,
+                construct: "\(instances) instances of the table (self-join, LATERAL or a WITH query used twice) while reading its encrypted columns",
+                reason: "the result could pair a value with another instance's \(identity), so it could not be checked against its row; "
+                    + "read the encrypted columns from one instance")
+        }
+    }
 
     func appendHiddenColumn(_ text: String) { hiddenColumns.append(text) }
 
@@ -338,6 +376,7 @@ final class SQLAnalyzer {
             let name = target.alias ?? parts.last
             if let column = resolved.encrypted {
                 markTouched()
+                recordOutput(column)
                 shape.columns.append(SQLOutputColumn(name: name, encrypted: column))
             } else {
                 shape.columns.append(SQLOutputColumn(name: name, encrypted: nil))
@@ -369,12 +408,14 @@ final class SQLAnalyzer {
                 if let table, !table.columns.isEmpty {
                     markTouched()
                     for column in table.columns.values.sorted(by: { $0.name < $1.name }) {
+                        recordOutput(column)
                         shape.columns.append(SQLOutputColumn(name: column.name, encrypted: column))
                     }
                 }
                 shape.complete = false
             case .derived(let derived):
                 if derived.containsEncrypted { markTouched() }
+                for column in derived.columns { if let encrypted = column.encrypted { recordOutput(encrypted) } }
                 shape.columns += derived.columns
                 shape.complete = shape.complete && derived.complete
             case .opaque:
@@ -401,10 +442,25 @@ final class SQLAnalyzer {
     func tableEntry(_ ref: SQLTableRef, writeTarget: Bool = false) throws(InterceptionError) -> SQLRangeEntry {
         let visibleName = ref.alias?.name ?? ref.nameParts.last ?? ""
         if !writeTarget, ref.nameParts.count == 1, let shape = cteShape(ref.nameParts[0]) {
+            if expressionSubqueryDepth == 0 {
+                let tables = Set(shape.columns.compactMap { $0.encrypted?.table })
+                let previous = cteReferences[ref.nameParts[0]]?.count ?? 0
+                cteReferences[ref.nameParts[0]] = (previous + 1, tables)
+            }
             let renamed = try applyColumnAliases(ref.alias?.columns ?? [], to: shape)
             return SQLRangeEntry(name: visibleName, source: .derived(renamed), aliased: ref.alias != nil)
         }
         let configured = schema.table(named: ref.nameParts)
+        if configured == nil, ref.nameParts.count == 1,
+           let other = schema.tables.keys.sorted(by: { $0.description < $1.description }).first(where: { $0.name == ref.nameParts[0] }) {
+            // The session's search_path (which MRKProxy does not follow) could resolve it there.
+            throw InterceptionError(
+                .unsupportedConstruct, table: other, construct: "unqualified table name \(SQLIdentifier.quoted(ref.nameParts[0])) outside the configured search path",
+                reason: "the session's search_path could resolve it to the configured table; qualify it as \(other)")
+        }
+        if expressionSubqueryDepth == 0, let configured, configured.rowIdentity != nil {
+            tableInstances[configured.name, default: 0] += 1
+        }
         if let configured, !configured.columns.isEmpty, let alias = ref.alias, !alias.columns.isEmpty,
             let column = configured.columns.values.sorted(by: { $0.name < $1.name }).first
         {

@@ -54,6 +54,7 @@ struct SQLInterceptor: Sendable {
             return passThrough(sql, parameterCount: parameterCount, kind: .other, isWrite: false)
         }
         let (kind, isWrite) = SQLStatementClassifier.classify(tokens, range)
+        try refuseStringSettingChanges(tokens, range)
         try refuseExecuteOfLibraryStatements(tokens, range)
         try refuseSQLInStrings(tokens, range)
         let mentioned = mentionedTables(tokens, range)
@@ -93,6 +94,7 @@ struct SQLInterceptor: Sendable {
 
         let analyzer = SQLAnalyzer(schema: schema, tokens: tokens, parameterCount: parameterCount, statementWrites: isWrite)
         try analyzer.analyzeStatement(statement, parent: nil, outermost: true)
+        try analyzer.checkRowIdentityInstances()
         analyzer.finish()
         guard !analyzer.edits.isEmpty else {
             var plan = passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
@@ -153,29 +155,36 @@ struct SQLInterceptor: Sendable {
     /// Functions that run SQL given to them as a string.
     private static let sqlStringFunctions: Set<String> = [
         "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema",
-        "table_to_xml_and_xmlschema", "dblink", "dblink_exec", "dblink_open", "dblink_send_query",
+        "table_to_xml_and_xmlschema", "cursor_to_xml", "dblink", "dblink_exec", "dblink_open", "dblink_send_query",
+        "ts_stat", "ts_rewrite", "crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby", "xpath_table",
     ]
+    private static let dmlWords = ["select", "insert", "update", "delete", "merge", "copy"]
 
-    /// A DO block, or a call of a function that runs SQL from a string, whose strings name a
-    /// configured table: that SQL runs on the server without being analyzed, so its values would
-    /// not be encrypted. (Strings are otherwise data and are not searched for table names.)
+    /// SQL inside strings runs on the server without being analyzed, so its values would not be
+    /// encrypted. Refused: a string naming a configured table (as a word) in a DO block, a
+    /// function or procedure body, or an argument of a function that runs SQL from a string; and
+    /// in any statement, a string naming a configured table next to a DML keyword.
     private func refuseSQLInStrings(_ tokens: [SQLToken], _ range: Range<Int>) throws(InterceptionError) {
         guard let first = range.first else { return }
         var runner: String?
         if tokens[first].isKeyword("do") {
-            runner = "DO block"
+            runner = "a DO block"
+        } else if tokens[first].isKeyword("create"),
+                  let kind = tokens[range].prefix(6).first(where: { $0.isKeyword("function") || $0.isKeyword("procedure") }) {
+            runner = "a CREATE \(kind.text.uppercased()) body"
         } else {
-            for index in range where tokens[index].kind == .identifier && Self.sqlStringFunctions.contains(tokens[index].text)
+            for index in range where tokens[index].isName && Self.sqlStringFunctions.contains(tokens[index].text.lowercased())
                 && index + 1 < range.upperBound && tokens[index + 1].isPunctuation("(") {
-                runner = "\(tokens[index].text)()"
+                runner = "\(tokens[index].text.lowercased())()"
                 break
             }
         }
-        guard let runner else { return }
         for index in range {
             guard case .string = tokens[index].kind, let table = tableNamedAsWord(in: tokens[index].text) else { continue }
+            let text = Array(tokens[index].text.lowercased().utf8)
+            guard runner != nil || Self.dmlWords.contains(where: { Self.containsWord(text, Array($0.utf8)) }) else { continue }
             throw InterceptionError(
-                .unsupportedConstruct, table: table, construct: "SQL in a string run by \(runner)",
+                .unsupportedConstruct, table: table, construct: "SQL in a string" + (runner.map { " run by \($0)" } ?? ""),
                 reason: "SQL inside strings runs on the server unanalyzed, so its values would not be encrypted")
         }
     }
@@ -183,20 +192,36 @@ struct SQLInterceptor: Sendable {
     /// The configured table whose name appears in `text` as a whole word (case-insensitive).
     private func tableNamedAsWord(in text: String) -> QualifiedName? {
         let lowered = Array(text.lowercased().utf8)
+        return schema.tables.keys.sorted(by: { $0.description < $1.description }).first {
+            Self.containsWord(lowered, Array($0.name.lowercased().utf8))
+        }
+    }
+
+    /// Whether `word` occurs in `text` between non-identifier characters.
+    private static func containsWord(_ text: [UInt8], _ word: [UInt8]) -> Bool {
         func isWordByte(_ byte: UInt8) -> Bool {
             byte == UInt8(ascii: "_") || byte == UInt8(ascii: "$") || byte >= 0x80
                 || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
         }
-        for table in schema.tables.keys.sorted(by: { $0.description < $1.description }) {
-            let name = Array(table.name.lowercased().utf8)
-            guard !name.isEmpty, lowered.count >= name.count else { continue }
-            for start in 0...(lowered.count - name.count) where lowered[start..<(start + name.count)].elementsEqual(name) {
-                let before = start == 0 || !isWordByte(lowered[start - 1])
-                let after = start + name.count == lowered.count || !isWordByte(lowered[start + name.count])
-                if before && after { return table }
-            }
+        guard !word.isEmpty, text.count >= word.count else { return false }
+        for start in 0...(text.count - word.count) where text[start..<(start + word.count)].elementsEqual(word) {
+            let before = start == 0 || !isWordByte(text[start - 1])
+            let after = start + word.count == text.count || !isWordByte(text[start + word.count])
+            if before && after { return true }
         }
-        return nil
+        return false
+    }
+
+    /// The tokenizer reads `'…'` as PostgreSQL does with `standard_conforming_strings = on`; a
+    /// statement that could change it (SET, set_config, ALTER … SET) is refused. (Connections also
+    /// check the setting the server reports before every statement.)
+    private func refuseStringSettingChanges(_ tokens: [SQLToken], _ range: Range<Int>) throws(InterceptionError) {
+        guard let first = range.first, !tokens[first].isKeyword("show") else { return }
+        for index in range where tokens[index].text.lowercased().contains("standard_conforming_strings") {
+            throw InterceptionError(
+                .unsupportedConstruct, construct: "a statement changing standard_conforming_strings",
+                reason: "MRKProxy reads SQL string literals as PostgreSQL does with it on (the default)")
+        }
     }
 
     /// Names of the statements the library prepares (`EncryptedConnection.prepare`) start with this.
@@ -234,6 +259,21 @@ struct SQLInterceptor: Sendable {
             break
         default:
             break
+        }
+        if keyword == "create" {
+            // A view or CREATE TABLE AS over a configured table makes an unconfigured copy (or
+            // window) of its ciphertext columns, which later statements would not recognise.
+            let head = tokens[range].prefix(8)
+            let isView = head.contains { $0.isKeyword("view") }
+            let isTableAs = head.contains { $0.isKeyword("table") } && range.contains { index in
+                tokens[index].isKeyword("as") && index + 1 < range.upperBound
+                    && ["select", "table", "values", "with", "execute"].contains { tokens[index + 1].isKeyword($0) || tokens[index + 1].isPunctuation("(") }
+            }
+            if isView || isTableAs {
+                throw InterceptionError(
+                    .unsupportedConstruct, table: table, construct: isView ? "CREATE VIEW over the table" : "CREATE TABLE AS over the table",
+                    reason: "the copy's columns would not be configured, so values compared or written through it would not be encrypted")
+            }
         }
         if keyword == "prepare" || keyword == "declare" {
             throw InterceptionError(

@@ -645,13 +645,9 @@ struct SQLParser {
         if allowColumns && acceptPunctuation("(") {
             repeat {
                 columns.append(try parseName())
-                // Column definition list: skip the type (balanced) up to `,` or `)`.
-                var depth = 0
-                while let current = token(), depth > 0 || !(current.isPunctuation(",") || current.isPunctuation(")")) {
-                    if current.isPunctuation("(") { depth += 1 }
-                    if current.isPunctuation(")") { depth -= 1 }
-                    advance()
-                }
+                // Column definition list (`AS t(a int, b varchar(10))`): parse the type, so that
+                // nothing but a type (numeric modifiers only) can hide there.
+                if !(isPunctuation(",") || isPunctuation(")")) { _ = try parseTypeName() }
             } while acceptPunctuation(",")
             try expectPunctuation(")")
         }
@@ -680,8 +676,10 @@ struct SQLParser {
         let name = try parseName()
         var indirection = false
         var subscripts: [SQLExpr] = []
+        var fields: [String] = []
         while true {
             if isPunctuation("."), let next = token(1), next.isName {
+                fields.append(next.text)
                 advance(2)
                 indirection = true
             } else if acceptPunctuation("[") {
@@ -693,7 +691,7 @@ struct SQLParser {
                 break
             }
         }
-        return SQLAssignment.Target(name: name, hasIndirection: indirection, subscripts: subscripts, range: start..<position)
+        return SQLAssignment.Target(name: name, hasIndirection: indirection, subscripts: subscripts, range: start..<position, fields: fields)
     }
 
     private mutating func parseAssignments() throws(Failure) -> [SQLAssignment] {

@@ -226,6 +226,8 @@ struct SQLAssignment {
         /// Expressions inside `[…]`.
         var subscripts: [SQLExpr]
         var range: Range<Int>
+        /// Names after dots (`col.field`); PostgreSQL reads `c.ssn` here as field `ssn` of column `c`.
+        var fields: [String] = []
     }
 
     enum Value {
