@@ -7,7 +7,8 @@ struct SQLMisuse: Sendable, CustomTestStringConvertible {
     var sql: String
     var parameterCount = 0
     var code: InterceptionError.Code
-    var table: QualifiedName = SQLFixture.customers
+    /// The table the error must name (nil for refusals that concern no configured table).
+    var table: QualifiedName? = SQLFixture.customers
     /// The encrypted column the error must name (nil when the refusal concerns the table).
     var column: String?
     /// Text the construct must mention.
@@ -145,6 +146,13 @@ struct SQLRefusalTests {
               code: .unparseable, construct: "statement not understood"),
         .init(sql: "CREATE TABLE t AS SELECT * FROM customers", code: .unsupportedConstruct, construct: "CREATE TABLE AS"),
         .init(sql: "CREATE MATERIALIZED VIEW v AS TABLE customers", code: .unsupportedConstruct, construct: "CREATE VIEW"),
+        // A third review: around the fixes.
+        .init(sql: "WITH RECURSIVE y AS (SELECT id, ssn FROM x), x AS (SELECT * FROM public.customers) SELECT * FROM y WHERE ssn = '078-05-1120'",
+              code: .unsupportedConstruct, table: nil, construct: "later WITH RECURSIVE item"),
+        .init(sql: "WITH x AS (SELECT id, ssn FROM public.customers) SELECT a.id, b.ssn FROM x a JOIN x b ON a.id <> b.id, (WITH x AS (SELECT 1 AS q) SELECT * FROM x) z",
+              code: .unsupportedConstruct, construct: "instances of the table"),
+        .init(sql: "DO $$BEGIN EXECUTE 'EXECUTE mrkproxy_1(9, ''123-45-6789'')'; END$$",
+              code: .unsupportedConstruct, table: nil, construct: "statement prepared by MRKProxy"),
     ]
 
     @Test("misuse is refused with the right code, naming table, column and construct", arguments: misuses)
@@ -152,9 +160,9 @@ struct SQLRefusalTests {
         let error = try #require(F.refusal(misuse.sql, misuse.parameterCount))
         #expect(error.code == misuse.code)
         #expect(error.table == misuse.table)
-        if let column = misuse.column {
+        if let column = misuse.column, let table = misuse.table {
             #expect(error.column == column)
-            #expect(error.description.contains("\(misuse.table).\(column)"))
+            #expect(error.description.contains("\(table).\(column)"))
         }
         #expect(error.construct.contains(misuse.construct))
         #expect(error.description.hasPrefix("refused: "))
@@ -223,6 +231,11 @@ struct SQLRefusalTests {
             #expect(F.refusal(sql)?.construct.contains("standard_conforming_strings") == true, "\(sql)")
         }
         #expect(F.refusal("SHOW standard_conforming_strings") == nil)
+        // Not refused: a WITH query used only in WHERE, prose mentioning a table, reading a setting.
+        #expect(F.refusal("WITH ids AS (SELECT id FROM customers WHERE name = $1) SELECT id, ssn FROM customers WHERE id IN (SELECT id FROM ids)", 1) == nil)
+        #expect(F.refusal("INSERT INTO notes (body) VALUES ('Customers cannot update their email')") == nil)
+        #expect(F.refusal("SELECT current_setting('standard_conforming_strings')") == nil)
+        #expect(F.refusal("SELECT 'see mrkproxy_keystore'") == nil)
         // The table twice is fine while no encrypted column of it is read, and a WHERE subquery is not an instance of the result.
         #expect(F.refusal("SELECT a.id FROM customers a JOIN customers b ON b.id = a.id + 1 WHERE b.ssn = $1", 1) == nil)
         #expect(F.refusal("SELECT id, ssn FROM customers WHERE id IN (SELECT id FROM customers WHERE ssn = $1)", 1) == nil)
@@ -265,6 +278,23 @@ struct SQLRefusalTests {
         var subqueries = "SELECT id FROM customers WHERE ssn = $1"
         for _ in 0..<10 { subqueries = "SELECT id FROM customers WHERE id IN (\(subqueries))" }
         #expect(F.refusal(subqueries, 1) == nil)
+    }
+
+    @Test("long OR and + chains are analyzed without deep recursion; runs of set operations and joins are bounded")
+    func longChains() throws {
+        // An ORM-style batch: 5,000 ORs, the first on the encrypted column.
+        let ors = "SELECT id, ssn FROM customers WHERE ssn = $1 OR " + (2...5_000).map { "id = $\($0)" }.joined(separator: " OR ")
+        let plan = try F.plan(ors, 5_000)
+        #expect(plan.sql.hasPrefix("SELECT id, ssn FROM customers WHERE customers.ssn_bidx = $1 OR id = $2 OR "))
+        #expect(plan.parameters.count == 5_000)
+        let sum = "SELECT id FROM customers WHERE id = " + Array(repeating: "1", count: 20_000).joined(separator: " + ")
+        #expect(F.refusal(sum) == nil)
+        // Runs of set operations and joins build trees as deep as the run: bounded, refused past it.
+        let unions = Array(repeating: "SELECT id FROM customers", count: 150).joined(separator: " UNION ALL ")
+        #expect(F.refusal(unions) == nil)
+        #expect(F.refusal(Array(repeating: "SELECT id FROM customers", count: 3_000).joined(separator: " UNION ALL "))?.code == .unparseable)
+        let joins = "SELECT c.id FROM customers c " + (1...3_000).map { "JOIN orders o\($0) ON o\($0).id = c.id" }.joined(separator: " ")
+        #expect(F.refusal(joins)?.code == .unparseable)
     }
 
     @Test("there are at least 30 distinct refused statements")

@@ -90,14 +90,21 @@ extension SQLAnalyzer {
         case .unary(let symbol, let inner):
             try walk(inner, nested, construct: symbol == "not" ? "NOT" : "operator \(symbol)")
         case .binary(let symbol, let left, let right):
-            if symbol == "and" {
-                try walk(left, context, construct: "AND operand")
-                try walk(right, context, construct: "AND operand")
-            } else if Self.comparisonOperators.contains(symbol) {
+            if Self.comparisonOperators.contains(symbol) {
                 try comparison(symbol, left, right, context)
             } else {
-                try walk(left, nested, construct: Self.operatorConstruct(symbol))
-                try walk(right, nested, construct: Self.operatorConstruct(symbol))
+                // `a OR b OR c …` parses as a left-leaning chain as long as the list: walk its
+                // operands in a loop, not by recursion, so that a 10,000-term OR cannot exhaust the stack.
+                var operands = [right]
+                var spine = left
+                while case .binary(let inner, let innerLeft, let innerRight) = spine.kind, inner == symbol {
+                    operands.append(innerRight)
+                    spine = innerLeft
+                }
+                operands.append(spine)
+                let operandContext = symbol == "and" ? context : nested
+                let operandConstruct = symbol == "and" ? "AND operand" : Self.operatorConstruct(symbol)
+                for operand in operands.reversed() { try walk(operand, operandContext, construct: operandConstruct) }
             }
         case .isDistinctFrom(let negated, let left, let right):
             try comparison(negated ? "IS NOT DISTINCT FROM" : "IS DISTINCT FROM", left, right, context)

@@ -34,10 +34,19 @@ final class SQLAnalyzer {
     /// Row-identity bookkeeping (see `checkRowIdentityInstances`). Subqueries inside expressions
     /// (WHERE, HAVING, …) are not counted: their rows do not reach the result.
     private var expressionSubqueryDepth = 0
-    /// Range entries per configured table with a row identity, outside expression subqueries.
+    /// Range entries per configured table with a row identity that can reach the result (not in
+    /// expression subqueries). A WITH query's entries are kept with it and added where it is
+    /// referenced, once per reference (an unreferenced one adds nothing).
     private var tableInstances: [QualifiedName: Int] = [:]
-    /// References to each WITH query, and the configured tables whose encrypted columns it passes on.
-    private var cteReferences: [String: (count: Int, tables: Set<QualifiedName>)] = [:]
+    private var cteInstances: [Int: [QualifiedName: Int]] = [:]
+    /// The WITH queries whose bodies are being analyzed (innermost last), by definition number.
+    private var cteBodies: [Int] = []
+    /// Definition numbers of the WITH queries in scope, framed like `cteFrames`.
+    private var cteDefinitions: [[String: Int]] = []
+    private var nextCTEDefinition = 0
+    /// In `WITH RECURSIVE`, names of the items not analyzed yet (PostgreSQL lets earlier items
+    /// refer to them; MRKProxy would not know their columns).
+    private var pendingRecursiveCTEs: Set<String> = []
     /// Configured tables whose encrypted columns are in an output list.
     private var outputTables: Set<QualifiedName> = []
 
@@ -86,8 +95,7 @@ final class SQLAnalyzer {
     func checkRowIdentityInstances() throws(InterceptionError) {
         for table in outputTables.sorted(by: { $0.description < $1.description }) {
             guard let configured = schema.tables[table], let identity = configured.rowIdentity else { continue }
-            var instances = tableInstances[table, default: 0]
-            for reference in cteReferences.values where reference.tables.contains(table) { instances += max(0, reference.count - 1) }
+            let instances = tableInstances[table, default: 0]
             guard instances > 1 else { continue }
             throw InterceptionError(
                 .unsupportedConstruct, table: table,
@@ -133,17 +141,48 @@ final class SQLAnalyzer {
     /// `popCTEs()`.
     func pushCTEs(_ ctes: [SQLCommonTableExpr], recursive: Bool, parent: SQLScope?) throws(InterceptionError) {
         cteFrames.append([:])
-        for cte in ctes {
+        cteDefinitions.append([:])
+        let savedPending = pendingRecursiveCTEs
+        defer { pendingRecursiveCTEs = savedPending }
+        for (index, cte) in ctes.enumerated() {
+            let definition = nextCTEDefinition
+            nextCTEDefinition += 1
+            cteDefinitions[cteDefinitions.count - 1][cte.name] = definition
             if recursive {
                 cteFrames[cteFrames.count - 1][cte.name] = SQLRelationShape(columns: [], complete: false)
+                pendingRecursiveCTEs = savedPending.union(ctes[(index + 1)...].map(\.name))
             }
+            cteBodies.append(definition)
+            defer { cteBodies.removeLast() }
             var shape = try analyzeStatement(cte.statement, parent: parent, outermost: false)
             shape = try applyColumnAliases(cte.columns, to: shape)
             cteFrames[cteFrames.count - 1][cte.name] = shape
         }
     }
 
-    func popCTEs() { cteFrames.removeLast() }
+    func popCTEs() {
+        cteFrames.removeLast()
+        cteDefinitions.removeLast()
+    }
+
+    private func cteDefinition(_ name: String) -> Int? {
+        for frame in cteDefinitions.reversed() {
+            if let definition = frame[name] { return definition }
+        }
+        return nil
+    }
+
+    /// Counts instances of configured tables where they can reach the result (see `tableInstances`).
+    private func countInstances(_ instances: [QualifiedName: Int]) {
+        guard expressionSubqueryDepth == 0 else { return }
+        for (table, count) in instances {
+            if let body = cteBodies.last {
+                cteInstances[body, default: [:]][table, default: 0] += count
+            } else {
+                tableInstances[table, default: 0] += count
+            }
+        }
+    }
 
     // MARK: - Statements
 
@@ -258,7 +297,13 @@ final class SQLAnalyzer {
         {
             return true
         }
-        return SQLExpr.children(of: expression).contains { containsAggregate($0) }
+        // Iterative (an explicit stack): expression chains can be thousands of levels deep.
+        var pending = SQLExpr.children(of: expression)
+        while let next = pending.popLast() {
+            if case .function(let call) = next.kind, call.isAggregateSyntax || Self.aggregateFunctions.contains(call.lastName) { return true }
+            pending.append(contentsOf: SQLExpr.children(of: next))
+        }
+        return false
     }
 
     private func analyzeSimpleSelect(_ select: SQLSimpleSelect, parent: SQLScope?, postFilterEligible: Bool)
@@ -441,12 +486,13 @@ final class SQLAnalyzer {
     /// (`writeTarget`) is always a real table in PostgreSQL, never a WITH query of the same name.
     func tableEntry(_ ref: SQLTableRef, writeTarget: Bool = false) throws(InterceptionError) -> SQLRangeEntry {
         let visibleName = ref.alias?.name ?? ref.nameParts.last ?? ""
+        if !writeTarget, ref.nameParts.count == 1, pendingRecursiveCTEs.contains(ref.nameParts[0]) {
+            throw InterceptionError(
+                .unsupportedConstruct, construct: "reference to a later WITH RECURSIVE item \(SQLIdentifier.quoted(ref.nameParts[0]))",
+                reason: "define WITH items before the ones that use them (only an item's own recursive reference is supported)")
+        }
         if !writeTarget, ref.nameParts.count == 1, let shape = cteShape(ref.nameParts[0]) {
-            if expressionSubqueryDepth == 0 {
-                let tables = Set(shape.columns.compactMap { $0.encrypted?.table })
-                let previous = cteReferences[ref.nameParts[0]]?.count ?? 0
-                cteReferences[ref.nameParts[0]] = (previous + 1, tables)
-            }
+            if let definition = cteDefinition(ref.nameParts[0]) { countInstances(cteInstances[definition] ?? [:]) }
             let renamed = try applyColumnAliases(ref.alias?.columns ?? [], to: shape)
             return SQLRangeEntry(name: visibleName, source: .derived(renamed), aliased: ref.alias != nil)
         }
@@ -458,9 +504,7 @@ final class SQLAnalyzer {
                 .unsupportedConstruct, table: other, construct: "unqualified table name \(SQLIdentifier.quoted(ref.nameParts[0])) outside the configured search path",
                 reason: "the session's search_path could resolve it to the configured table; qualify it as \(other)")
         }
-        if expressionSubqueryDepth == 0, let configured, configured.rowIdentity != nil {
-            tableInstances[configured.name, default: 0] += 1
-        }
+        if let configured, configured.rowIdentity != nil { countInstances([configured.name: 1]) }
         if let configured, !configured.columns.isEmpty, let alias = ref.alias, !alias.columns.isEmpty,
             let column = configured.columns.values.sorted(by: { $0.name < $1.name }).first
         {

@@ -158,7 +158,7 @@ struct SQLInterceptor: Sendable {
         "table_to_xml_and_xmlschema", "cursor_to_xml", "dblink", "dblink_exec", "dblink_open", "dblink_send_query",
         "ts_stat", "ts_rewrite", "crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby", "xpath_table",
     ]
-    private static let dmlWords = ["select", "insert", "update", "delete", "merge", "copy"]
+    private static let dmlWords: Set<String> = ["select", "insert", "update", "delete", "merge", "copy", "with", "table", "values"]
 
     /// SQL inside strings runs on the server without being analyzed, so its values would not be
     /// encrypted. Refused: a string naming a configured table (as a word) in a DO block, a
@@ -181,8 +181,10 @@ struct SQLInterceptor: Sendable {
         }
         for index in range {
             guard case .string = tokens[index].kind, let table = tableNamedAsWord(in: tokens[index].text) else { continue }
-            let text = Array(tokens[index].text.lowercased().utf8)
-            guard runner != nil || Self.dmlWords.contains(where: { Self.containsWord(text, Array($0.utf8)) }) else { continue }
+            // Outside those, only a string that reads like a statement (it starts with a DML
+            // keyword) counts: prose that mentions a table is data.
+            let firstWord = tokens[index].text.drop { $0.isWhitespace || $0 == "(" }.prefix { $0.isLetter }.lowercased()
+            guard runner != nil || Self.dmlWords.contains(firstWord) else { continue }
             throw InterceptionError(
                 .unsupportedConstruct, table: table, construct: "SQL in a string" + (runner.map { " run by \($0)" } ?? ""),
                 reason: "SQL inside strings runs on the server unanalyzed, so its values would not be encrypted")
@@ -217,6 +219,9 @@ struct SQLInterceptor: Sendable {
     /// check the setting the server reports before every statement.)
     private func refuseStringSettingChanges(_ tokens: [SQLToken], _ range: Range<Int>) throws(InterceptionError) {
         guard let first = range.first, !tokens[first].isKeyword("show") else { return }
+        let changes = tokens[range].contains { $0.isKeyword("set") || $0.isKeyword("reset") || $0.isKeyword("alter")
+            || ($0.isName && $0.text.lowercased() == "set_config") }
+        guard changes else { return }
         for index in range where tokens[index].text.lowercased().contains("standard_conforming_strings") {
             throw InterceptionError(
                 .unsupportedConstruct, construct: "a statement changing standard_conforming_strings",
@@ -227,9 +232,27 @@ struct SQLInterceptor: Sendable {
     /// Names of the statements the library prepares (`EncryptedConnection.prepare`) start with this.
     static let libraryStatementPrefix = "mrkproxy_"
 
+    /// Whether `text` contains a library statement name (`mrkproxy_` and a digit).
+    private static func namesLibraryStatement(_ text: String) -> Bool {
+        let lowered = Array(text.lowercased().utf8), prefix = Array(libraryStatementPrefix.utf8)
+        guard lowered.count > prefix.count else { return false }
+        for start in 0..<(lowered.count - prefix.count) where lowered[start..<(start + prefix.count)].elementsEqual(prefix) {
+            let next = lowered[start + prefix.count]
+            if next >= UInt8(ascii: "0") && next <= UInt8(ascii: "9") { return true }
+        }
+        return false
+    }
+
     /// `EXECUTE mrkproxy_1(…)` in SQL text would hand values to a statement the library prepared
     /// for encrypted columns, unencrypted: those take their values through the library only.
     private func refuseExecuteOfLibraryStatements(_ tokens: [SQLToken], _ range: Range<Int>) throws(InterceptionError) {
+        // Also inside strings: dynamic SQL in a DO block or function body.
+        for index in range {
+            guard case .string = tokens[index].kind, Self.namesLibraryStatement(tokens[index].text) else { continue }
+            throw InterceptionError(
+                .unsupportedConstruct, construct: "a string naming a statement prepared by MRKProxy",
+                reason: "its values must go through the library's prepared statement, which encrypts them")
+        }
         for index in range where tokens[index].isKeyword("execute") {
             guard index + 1 < range.upperBound, tokens[index + 1].isName,
                   tokens[index + 1].text.lowercased().hasPrefix(Self.libraryStatementPrefix) else { continue }

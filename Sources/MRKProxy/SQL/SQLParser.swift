@@ -293,9 +293,16 @@ struct SQLParser {
         }
     }
 
+    /// Longest run of set operations or joins in one query. They are parsed in a loop but build
+    /// a tree as deep as the run, which the analysis then walks recursively.
+    static let maximumChain = 200
+
     mutating func parseSetExpression() throws(Failure) -> SQLSetExpr {
         var left = try parseIntersectTerm()
+        var chain = 0
         while isKeyword("union") || isKeyword("except") {
+            chain += 1
+            guard chain <= Self.maximumChain else { throw failure("at most \(Self.maximumChain) set operations in a row") }
             let operation = token()?.text.uppercased() ?? ""
             advance()
             _ = acceptKeyword("all") || acceptKeyword("distinct")
@@ -306,7 +313,10 @@ struct SQLParser {
 
     private mutating func parseIntersectTerm() throws(Failure) -> SQLSetExpr {
         var left = try parseSetPrimary()
+        var chain = 0
         while acceptKeyword("intersect") {
+            chain += 1
+            guard chain <= Self.maximumChain else { throw failure("at most \(Self.maximumChain) set operations in a row") }
             _ = acceptKeyword("all") || acceptKeyword("distinct")
             left = .setOperation("INTERSECT", left, try parseSetPrimary())
         }
@@ -523,7 +533,12 @@ struct SQLParser {
         try enterNesting()
         defer { depth -= 1 }
         var left = try parseFromPrimary()
+        var chain = 0
         while true {
+            if case .join = left {
+                chain += 1
+                guard chain <= Self.maximumChain else { throw failure("at most \(Self.maximumChain) joins in a row") }
+            }
             if isKeyword("cross") && isKeyword("join", 1) {
                 advance(2)
                 let right = try parseFromPrimary()
