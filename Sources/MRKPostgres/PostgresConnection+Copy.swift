@@ -10,7 +10,7 @@ extension PostgresConnection {
     /// - Returns: the number of rows the server loaded.
     @discardableResult
     public func copyIn(_ sql: String, _ body: (inout CopyInWriter) throws -> Void) throws -> Int {
-        let start = try checked(PQexec(handle, sql))
+        let start = try checked(PQexec(handle, sql), allowCopyIn: true)
         guard PQresultStatus(start.handle) == PGRES_COPY_IN else {
             throw PostgresError(.invalidUse, message: "copyIn needs a COPY … FROM STDIN statement")
         }

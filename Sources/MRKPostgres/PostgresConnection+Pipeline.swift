@@ -47,7 +47,7 @@ extension PostgresConnection {
         }
         do {
             for statement in statements {
-                let sent = ParameterArrays(statement.parameters).withArrays { types, values, lengths, formats -> Int32 in
+                let sent = try ParameterArrays(checking: statement.parameters).withArrays { types, values, lengths, formats -> Int32 in
                     let count = Int32(statement.parameters.count)
                     switch statement.target {
                     case .sql(let sql): return PQsendQueryParams(handle, sql, count, types, values, lengths, formats, 0)

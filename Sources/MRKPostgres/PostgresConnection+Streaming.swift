@@ -11,7 +11,7 @@ extension PostgresConnection {
     @discardableResult
     public func stream(_ sql: String, _ parameters: [PostgresParameter] = [], resultFormat: PostgresFormat = .text,
                        _ body: (PostgresRow) throws -> Void) throws -> Int {
-        let sent = ParameterArrays(parameters).withArrays { types, values, lengths, formats in
+        let sent = try ParameterArrays(checking: parameters).withArrays { types, values, lengths, formats in
             PQsendQueryParams(handle, sql, Int32(parameters.count), types, values, lengths, formats, resultFormat.rawValue)
         }
         guard sent == 1 else { throw PostgresError(.client, message: libpqMessage(handle)) }

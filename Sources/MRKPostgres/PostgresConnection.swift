@@ -47,6 +47,9 @@ public final class PostgresConnection {
         PQparameterStatus(handle, name).map { String(cString: $0) }
     }
 
+    /// Whether the connection to the server is up (as far as libpq knows).
+    public var isConnected: Bool { PQstatus(handle) == CONNECTION_OK }
+
     /// Whether a transaction block is open on this connection.
     public var transactionStatus: TransactionStatus {
         switch PQtransactionStatus(handle) {
@@ -75,7 +78,7 @@ public final class PostgresConnection {
     /// - Throws: `PostgresError` (with SQLSTATE for server errors).
     @discardableResult
     public func execute(_ sql: String, _ parameters: [PostgresParameter] = [], resultFormat: PostgresFormat = .text) throws -> PostgresResult {
-        let result = ParameterArrays(parameters).withArrays { types, values, lengths, formats in
+        let result = try ParameterArrays(checking: parameters).withArrays { types, values, lengths, formats in
             PQexecParams(handle, sql, Int32(parameters.count), types, values, lengths, formats, resultFormat.rawValue)
         }
         return try checked(result)
@@ -104,7 +107,7 @@ public final class PostgresConnection {
     /// Executes a statement prepared with `prepare(name:sql:parameterTypes:)`.
     @discardableResult
     public func executePrepared(name: String, _ parameters: [PostgresParameter] = [], resultFormat: PostgresFormat = .text) throws -> PostgresResult {
-        let result = ParameterArrays(parameters).withArrays { _, values, lengths, formats in
+        let result = try ParameterArrays(checking: parameters).withArrays { _, values, lengths, formats in
             PQexecPrepared(handle, name, Int32(parameters.count), values, lengths, formats, resultFormat.rawValue)
         }
         return try checked(result)
@@ -120,7 +123,10 @@ public final class PostgresConnection {
             if transactionStatus != .idle { _ = try? execute("ROLLBACK") }
             throw error
         }
-        try execute("COMMIT")
+        // COMMIT of a transaction aborted by an earlier error is a ROLLBACK (no error, tag ROLLBACK).
+        guard try execute("COMMIT").commandTag == "COMMIT" else {
+            throw PostgresError(.invalidUse, message: "the transaction was rolled back: a statement in it failed")
+        }
         return value
     }
 
@@ -135,12 +141,27 @@ public final class PostgresConnection {
     // MARK: Results and errors
 
     /// Turns a `PGresult` into a `PostgresResult`, or throws the error it reports.
-    func checked(_ result: OpaquePointer?) throws -> PostgresResult {
+    /// COPY is only accepted where it is driven (`copyIn`); anywhere else it is ended and refused,
+    /// so the connection is never left in the middle of a COPY.
+    func checked(_ result: OpaquePointer?, allowCopyIn: Bool = false) throws -> PostgresResult {
         guard let result else {
             throw PostgresError(.client, message: libpqMessage(handle))
         }
         switch PQresultStatus(result) {
-        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_SINGLE_TUPLE, PGRES_COPY_IN, PGRES_COPY_OUT:
+        case PGRES_COPY_IN where allowCopyIn:
+            return PostgresResult(taking: result)
+        case PGRES_COPY_IN, PGRES_COPY_OUT:
+            let copyIn = PQresultStatus(result) == PGRES_COPY_IN
+            PQclear(result)
+            if copyIn {
+                _ = PQputCopyEnd(handle, "COPY FROM STDIN is only supported through copyIn")
+            } else {
+                var buffer: UnsafeMutablePointer<CChar>?
+                while PQgetCopyData(handle, &buffer, 0) > 0 { PQfreemem(buffer); buffer = nil }
+            }
+            while let rest = PQgetResult(handle) { PQclear(rest) }
+            throw PostgresError(.invalidUse, message: copyIn ? "COPY FROM STDIN needs copyIn" : "COPY TO STDOUT is not supported here")
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_SINGLE_TUPLE:
             return PostgresResult(taking: result)
         default:
             let error = PostgresError(result: result, connection: handle)
@@ -210,6 +231,15 @@ struct ParameterArrays {
     private(set) var lengths: [Int32] = []
     private(set) var formats: [Int32] = []
     private var nulls: [Bool] = []
+
+    /// As `init(_:)`, refusing text values that contain a NUL byte: libpq reads text parameters
+    /// up to the first NUL, so the rest would be dropped silently (PostgreSQL text cannot hold NUL).
+    init(checking parameters: [PostgresParameter]) throws {
+        for (index, parameter) in parameters.enumerated() where parameter.format == .text && parameter.bytes?.contains(0) == true {
+            throw PostgresError(.invalidUse, message: "text parameter $\(index + 1) contains a NUL byte, which PostgreSQL text cannot hold")
+        }
+        self.init(parameters)
+    }
 
     init(_ parameters: [PostgresParameter]) {
         types.reserveCapacity(parameters.count)

@@ -108,7 +108,8 @@ enum RowIdentity {
             case "uuid": self = .uuid
             case "text": self = .text
             default:
-                guard postgresType.hasPrefix("character varying") || postgresType.hasPrefix("character(") else { return nil }
+                // Not character(n): the server pads it with spaces, so the bound value would differ from the stored one.
+                guard postgresType.hasPrefix("character varying") else { return nil }
                 self = .text
             }
         }

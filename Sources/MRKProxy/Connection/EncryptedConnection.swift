@@ -26,6 +26,7 @@ public final class EncryptedConnection {
     private var keyGeneration: UInt64 = 0
     private let clock = ContinuousClock()
     private var preparedCount = 0
+    private var savepointDepth = 0
 
     /// A column, for cache lookups (cheaper to hash than `EncryptedColumn`).
     struct ColumnKey: Hashable {
@@ -98,25 +99,56 @@ public final class EncryptedConnection {
         let plan = binder.plan
         let parameters = try bind(binder, values)
         var decoder: ResultDecoder?
-        return try run {
-            try connection.stream(plan.sql, parameters) { row in
+        var delivered = 0
+        try run {
+            _ = try connection.stream(plan.sql, parameters) { row in
                 if decoder == nil { decoder = try ResultDecoder(columns: row.result.columns, plan: plan, values: values, connection: self) }
-                if let decoded = try decoder!.decodeRow(row.result, 0) { try body(decoded) }
+                if let decoded = try decoder!.decodeRow(row.result, 0) {
+                    try body(decoded)
+                    delivered += 1
+                }
             }
         }
+        return delivered
     }
 
     /// Runs `body` in a transaction: committed if it returns, rolled back if it throws.
+    ///
+    /// Inside an open transaction it runs in a savepoint instead: released if `body` returns, rolled
+    /// back to (and released) if it throws, leaving the outer transaction to its owner.
+    ///
+    /// - Throws: what `body` throws; `.database` when the server rolled the transaction back
+    ///   instead of committing it (a statement in it failed and the error was caught).
     public func transaction<R>(_ body: (EncryptedConnection) throws -> R) throws -> R {
-        try execute("BEGIN")
+        if connection.transactionStatus != .idle {
+            savepointDepth += 1
+            defer { savepointDepth -= 1 }
+            let savepoint = "mrkproxy_savepoint_\(savepointDepth)"
+            try run { try connection.execute("SAVEPOINT \(savepoint)") }
+            do {
+                let value = try body(self)
+                try run { try connection.execute("RELEASE SAVEPOINT \(savepoint)") }
+                return value
+            } catch {
+                _ = try? connection.execute("ROLLBACK TO SAVEPOINT \(savepoint)")
+                _ = try? connection.execute("RELEASE SAVEPOINT \(savepoint)")
+                throw error
+            }
+        }
+        try run { try connection.execute("BEGIN") }
+        let value: R
         do {
-            let value = try body(self)
-            try execute("COMMIT")
-            return value
+            value = try body(self)
         } catch {
             if connection.transactionStatus != .idle { _ = try? connection.execute("ROLLBACK") }
             throw error
         }
+        // COMMIT of a transaction an earlier error aborted is a ROLLBACK (tag ROLLBACK, no error).
+        let commit = try run { try connection.execute("COMMIT") }
+        guard commit.commandTag == "COMMIT" else {
+            throw ProxyError(.database, "the transaction was rolled back, not committed: a statement in it failed")
+        }
+        return value
     }
 
     /// Parses and prepares `sql` once; execute it many times with `PreparedStatement.query`.
@@ -135,7 +167,11 @@ public final class EncryptedConnection {
     @discardableResult
     public func batch(_ sql: String, _ rows: [[SQLValue]]) throws -> Int {
         guard let first = rows.first else { return 0 }
+        if let index = rows.firstIndex(where: { $0.count != first.count }) {
+            throw ProxyError(.invalidValue, "batch row \(index) has \(rows[index].count) values; the first row has \(first.count)")
+        }
         let statement = try prepare(sql, parameterCount: first.count)
+        defer { _ = try? connection.execute("DEALLOCATE \(statement.name)") }
         let binder = Binder(plan: statement.plan)
         var failure: Error?
         let statements = rows.lazy.compactMap { values -> PostgresStatement? in
@@ -199,6 +235,14 @@ public final class EncryptedConnection {
                 }
             }
         }
+    }
+
+    /// Readies the connection for its next user (the pool calls it when a connection comes
+    /// back): rolls back a transaction left open. Returns false when it cannot be reused.
+    func resetForReuse() -> Bool {
+        guard connection.isConnected else { return false }
+        if connection.transactionStatus != .idle { _ = try? connection.execute("ROLLBACK") }
+        return connection.isConnected && connection.transactionStatus == .idle
     }
 
     /// The primary's current WAL position, to pass to `EncryptedDatabase.waitForReplication(of:)`
@@ -547,7 +591,8 @@ public final class EncryptedConnection {
 
 /// A statement parsed and prepared once (`EncryptedConnection.prepare`).
 public final class PreparedStatement {
-    unowned let connection: EncryptedConnection
+    /// Strong: a statement keeps its connection alive (the connection does not hold its statements).
+    let connection: EncryptedConnection
     let name: String
     let plan: StatementPlan
     let parameterCount: Int

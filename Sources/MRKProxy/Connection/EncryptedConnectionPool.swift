@@ -25,14 +25,20 @@ public final class EncryptedConnectionPool: @unchecked Sendable {
     public func withConnection<R: Sendable>(_ body: @escaping @Sendable (EncryptedConnection) throws -> R) async throws -> R {
         let connection = try await acquire()
         let holder = UncheckedBox(connection)
+        // Whatever `body` did, the next borrower gets the connection idle (no transaction left
+        // open) or a new one.
+        let outcome: (result: Result<R, any Error>, reusable: Bool)
         do {
-            let value: R = try await withBlockingThread { try body(holder.value) }
-            release(connection, healthy: true)
-            return value
+            outcome = try await withBlockingThread {
+                let result = Result { try body(holder.value) }
+                return (result, holder.value.resetForReuse())
+            }
         } catch {
-            release(connection, healthy: (error as? ProxyError)?.code != .database)
+            release(connection, healthy: false)
             throw error
         }
+        release(connection, healthy: outcome.reusable)
+        return try outcome.result.get()
     }
 
     /// Async `EncryptedConnection.query`.

@@ -366,6 +366,24 @@ extension SQLAnalyzer {
         for target in targets ?? [] {
             try analyzeTarget(target, scope: scope, into: &shape, construct: "RETURNING")
         }
+        // Returned values are checked against their row's identity, which must be returned too.
+        // Refuse now: found missing only after the write ran, the error would come too late.
+        for column in shape.columns.compactMap(\.encrypted) {
+            guard let identity = schema.tables[column.table]?.rowIdentity else { continue }
+            let returnsIdentity = (targets ?? []).contains { target in
+                switch target.expression.unparenthesized.kind {
+                case .star: return true
+                case .column(let parts):
+                    guard parts.last == identity else { return false }
+                    return parts.count == 1 || scope.entry(named: parts[parts.count - 2])?.0.tableName == column.table
+                default: return false
+                }
+            }
+            if !returnsIdentity {
+                throw refuse(column, "RETURNING without the row identity column \(identity)",
+                    "returned values are checked against their row's \(identity); add it to RETURNING")
+            }
+        }
         return shape
     }
 }
