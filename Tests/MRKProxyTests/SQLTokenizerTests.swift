@@ -184,3 +184,26 @@ struct SQLFuzzGenerator: RandomNumberGenerator {
         return value ^ (value >> 31)
     }
 }
+
+@Suite struct SQLScriptTests {
+    @Test("scripts split on top-level semicolons only, as psql does")
+    func splitting() throws {
+        let script = """
+            SELECT 'a;b', $$c;d$$, "e;f" -- g;h
+            ;
+            CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO u VALUES (1); INSERT INTO v VALUES (2));
+            CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 ELSE 2 END; SELECT 3; END;
+            /* i;j */ SELECT 4
+            """
+        let statements = try SQLScript.statements(script)
+        #expect(statements.count == 4, "\(statements)")
+        #expect(statements[1].hasSuffix("INSERT INTO v VALUES (2))"))
+        #expect(statements[2].hasSuffix("SELECT 3; END"))
+        #expect(statements[3] == "SELECT 4", "comments are not part of a statement")
+        #expect(SQLScript.isComplete("SELECT 1;"))
+        #expect(!SQLScript.isComplete("CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO u VALUES (1);"))
+        #expect(!SQLScript.isComplete("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1;"))
+        #expect(SQLScript.isComplete("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;"))
+        #expect(throws: ProxyError.self) { try SQLScript.statements("SELECT 'unterminated") }
+    }
+}

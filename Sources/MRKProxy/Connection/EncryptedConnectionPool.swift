@@ -76,7 +76,9 @@ public final class EncryptedConnectionPool: @unchecked Sendable {
             case .reuse(let connection): return connection
             case .create:
                 do {
-                    return try database.connect()
+                    // Connecting blocks (libpq): off the concurrency pool.
+                    let database = self.database
+                    return try await withBlockingThread { UncheckedBox(try database.connect()) }.value
                 } catch {
                     lock.withLock { open -= 1 }
                     wakeOne()

@@ -15,8 +15,11 @@ public enum SQLScript {
         var statements: [String] = []
         var start: Int?
         var end = 0
+        var nesting = Nesting()
         for token in tokens {
-            if token.isPunctuation(";") {
+            let topLevel = nesting.isTopLevel
+            nesting.track(token)
+            if token.isPunctuation(";") && topLevel {
                 if let s = start { statements.append(String(decoding: bytes[s..<end], as: UTF8.self)) }
                 start = nil
                 continue
@@ -30,7 +33,29 @@ public enum SQLScript {
 
     /// Whether `sql` ends with a top-level semicolon (for interactive input).
     public static func isComplete(_ sql: String) -> Bool {
-        guard let tokens = try? SQLTokenizer.tokenize(sql) else { return false }
-        return tokens.last?.isPunctuation(";") == true
+        guard let tokens = try? SQLTokenizer.tokenize(sql), tokens.last?.isPunctuation(";") == true else { return false }
+        var nesting = Nesting()
+        for token in tokens.dropLast() { nesting.track(token) }
+        return nesting.isTopLevel
+    }
+
+    /// Where semicolons do not end a statement, as psql tracks it: inside parentheses (a
+    /// multi-action `CREATE RULE … DO (…; …)`) and inside `BEGIN ATOMIC … END` bodies.
+    struct Nesting {
+        var parentheses = 0
+        var atomicDepth = 0
+        var previous: SQLToken?
+
+        var isTopLevel: Bool { parentheses == 0 && atomicDepth == 0 }
+
+        mutating func track(_ token: SQLToken) {
+            if token.isPunctuation("(") { parentheses += 1 }
+            if token.isPunctuation(")") { parentheses = max(0, parentheses - 1) }
+            if token.isKeyword("atomic"), previous?.isKeyword("begin") == true { atomicDepth += 1 }
+            // Inside an atomic body, CASE … END also ends with END: count CASE as an opener.
+            if atomicDepth > 0 && token.isKeyword("case") { atomicDepth += 1 }
+            if atomicDepth > 0 && token.isKeyword("end") { atomicDepth -= 1 }
+            previous = token
+        }
     }
 }

@@ -68,19 +68,22 @@ final class KeyCache: @unchecked Sendable {
         }
         do {
             let secret = try await task.value
+            // Only the load this caller waited for is replaced: a newer one may have started since.
             lock.withLock {
-                if case .loading = entries[key] { entries[key] = .ready(secret, loadedAt: clock.now) }
+                if case .loading(let current, _) = entries[key], current == task { entries[key] = .ready(secret, loadedAt: clock.now) }
             }
             return secret
         } catch {
             return try lock.withLock {
+                let ours: Bool
+                if case .loading(let current, _) = entries[key], current == task { ours = true } else { ours = false }
                 if let (secret, loadedAt) = stale, clock.now - loadedAt < ttl + staleWindow {
                     logger.warning("key reload failed; using the cached key within its stale window",
                                    metadata: ["keyspace.id": "\(key.keyspaceID)", "version": "\(key.version)", "error": "\(error)"])
-                    entries[key] = .ready(secret, loadedAt: loadedAt)
+                    if ours { entries[key] = .ready(secret, loadedAt: loadedAt) }
                     return secret
                 }
-                if case .loading = entries[key] { entries[key] = nil }
+                if ours { entries[key] = nil }
                 throw error
             }
         }
