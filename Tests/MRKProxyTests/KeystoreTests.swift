@@ -22,6 +22,27 @@ extension ProxyIntegration {
             stack.kms.auditEvents().filter { $0.operation == "Decrypt" && $0.encryptionContext?["mrkproxy:keyspace"] == keyspace }
         }
 
+        @Test("a keystore row moved to another keyspace does not unwrap for it")
+        func rowsAreBoundToTheirKeyspace() async throws {
+            let stack = try currentStack()
+            let (a, b) = (uniqueName("ksa"), uniqueName("ksb"))
+            let (primary, _) = stores(stack)
+            _ = try await primary.create(keyspace: a)
+            _ = try await primary.create(keyspace: b)
+            _ = try await primary.rotate(keyspace: a)
+            _ = try await primary.rotate(keyspace: b)
+            let idB = try primary.keyspaceID(b)
+            // Asking for B's key as keyspace A: the row says B.
+            await #expect(throws: ProxyError.self) { try await primary.key(keyspaceID: idB, version: 2, keyspace: a) }
+            // A DB admin gives one of A's rows B's keyspace id, so that A could resolve to B's id and
+            // seal under B's active key: refused rather than picking one of the ids.
+            let raw = try PostgresConnection(stack.databaseURL(replica: false))
+            try raw.execute("UPDATE mrkproxy_keystore SET keyspace_id = $1, version = 7 WHERE keyspace = $2 AND version = 1",
+                            [.int(Int(idB)), .text(a)])
+            let error = #expect(throws: ProxyError.self) { try primary.keyspaceID(a) }
+            #expect(error?.description.contains("different keyspace ids") == true)
+        }
+
         @Test("create is idempotent, stores the bare mrk- id, rotate adds an active version, list shows no key material")
         func createRotateList() async throws {
             let stack = try currentStack()
@@ -140,7 +161,7 @@ extension ProxyIntegration {
             try await primary.create(keyspace: keyspace)
             var configuration = BranchKeyStore.Configuration()
             configuration.cacheTTL = .milliseconds(200)
-            configuration.staleWindow = .milliseconds(1500)
+            configuration.staleWindow = .milliseconds(3_000)
             // A KMS endpoint where nothing listens: every call fails.
             let unreachable = AWSKMSClient(configuration: .init(region: east, endpoint: URL(string: "http://127.0.0.1:9")!, timeout: 1,
                                                                 maxAttempts: 1, environment: [:]),
@@ -153,7 +174,7 @@ extension ProxyIntegration {
             flaky.breakIt()
             try await Task.sleep(for: .milliseconds(400))  // past the TTL, inside the stale window
             #expect(try await store.key(keyspaceID: id, version: 1).key == fresh)
-            try await Task.sleep(for: .milliseconds(1600))  // past the stale window
+            try await Task.sleep(for: .milliseconds(3_200))  // past the stale window
             await #expect(throws: ProxyError.self) { try await store.key(keyspaceID: id, version: 1) }
         }
     }

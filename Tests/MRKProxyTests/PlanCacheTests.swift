@@ -60,7 +60,7 @@ extension ProxyIntegration {
             var config = try proxyConfiguration(stack, tables: Proxy.customersConfig(table))
             config.keyspace = uniqueName("ks_expiry")
             config.kms.cacheTTL = .milliseconds(200)
-            config.kms.staleWindow = .milliseconds(300)
+            config.kms.staleWindow = .milliseconds(2_000)
             let keystore = BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
                                           kmsKeyARN: try config.keyARN(in: "us-east-1"))
             try await keystore.create(keyspace: config.keyspace)
@@ -82,7 +82,7 @@ extension ProxyIntegration {
                 #expect(try box.value.query("SELECT id, ssn FROM \(table)").rows.first?.string("ssn") == ssn)
             }
             // …and once both have passed it must ask KMS again, which now fails.
-            try await Task.sleep(for: .milliseconds(700))
+            try await Task.sleep(for: .milliseconds(2_500))
             try await withBlockingThread {
                 #expect(throws: ProxyError.self) { try box.value.query("SELECT id, ssn FROM \(table)") }
                 #expect(throws: ProxyError.self) { try box.value.execute("INSERT INTO \(table) (id, name, ssn) VALUES (2, 'y', $1)", [.text(ssn)]) }

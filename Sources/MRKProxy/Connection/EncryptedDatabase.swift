@@ -130,13 +130,18 @@ public final class EncryptedDatabase: Sendable {
     /// The branch key `version`, from the cache or KMS.
     func branchKey(version: UInt32, keyspaceID: UInt32) throws -> SecretBytes {
         if let key = keystore.cachedKey(keyspaceID: keyspaceID, version: version) { return key }
-        return try blocking { [keystore] in try await keystore.key(keyspaceID: keyspaceID, version: version).key }
+        let keyspace = configuration.keyspace
+        return try blocking { [keystore] in try await keystore.key(keyspaceID: keyspaceID, version: version, keyspace: keyspace).key }
     }
 
     /// The active branch key version for new values (a keystore read; the key itself comes from
     /// the cache).
     func activeVersion() throws -> UInt32 {
-        try keystore.activeVersion(keyspace: configuration.keyspace).version
+        let active = try keystore.activeVersion(keyspace: configuration.keyspace)
+        guard active.keyspaceID == keyspaceID else {
+            throw ProxyError(.keystore, "the active key of keyspace \(configuration.keyspace) has keyspace id \(active.keyspaceID), not \(keyspaceID): the keystore table was altered")
+        }
+        return active.version
     }
 }
 

@@ -160,9 +160,13 @@ public final class BranchKeyStore: Sendable {
     }
 
     /// The branch key `version` of keyspace `keyspaceID` (for opening values sealed under it).
-    public func key(keyspaceID: UInt32, version: UInt32) async throws -> BranchKey {
+    ///
+    /// - Parameter keyspace: when given, the keyspace the key must belong to. It is checked against
+    ///   the row and bound into the KMS encryption context, so a row moved from another keyspace
+    ///   (by someone who can write the keystore table) does not unwrap.
+    public func key(keyspaceID: UInt32, version: UInt32, keyspace: String? = nil) async throws -> BranchKey {
         let secret = try await cache.value(for: KeyCache.Key(keyspaceID: keyspaceID, version: version)) {
-            try await self.unwrap(keyspaceID: keyspaceID, version: version)
+            try await self.unwrap(keyspaceID: keyspaceID, version: version, expectedKeyspace: keyspace)
         }
         return BranchKey(keyspaceID: keyspaceID, version: version, key: secret)
     }
@@ -181,10 +185,13 @@ public final class BranchKeyStore: Sendable {
     /// The numeric id of `keyspace`.
     public func keyspaceID(_ keyspace: String) throws -> UInt32 {
         let result = try database.withConnection { conn in
-            try conn.execute("SELECT keyspace_id FROM \(configuration.table) WHERE keyspace = $1 LIMIT 1", [.text(keyspace)])
+            try conn.execute("SELECT DISTINCT keyspace_id FROM \(configuration.table) WHERE keyspace = $1", [.text(keyspace)])
+        }
+        guard result.rowCount > 0 else {
+            throw ProxyError(.keystore, "keyspace \(keyspace) does not exist; run `mrkproxy keystore init`")
         }
         guard result.rowCount == 1, let id = UInt32(result.string(row: 0, column: 0) ?? "") else {
-            throw ProxyError(.keystore, "keyspace \(keyspace) does not exist; run `mrkproxy keystore init`")
+            throw ProxyError(.keystore, "keyspace \(keyspace) has rows with different keyspace ids: the keystore table was altered")
         }
         return id
     }
@@ -216,7 +223,7 @@ public final class BranchKeyStore: Sendable {
         }
     }
 
-    private func unwrap(keyspaceID: UInt32, version: UInt32) async throws -> SecretBytes {
+    private func unwrap(keyspaceID: UInt32, version: UInt32, expectedKeyspace: String?) async throws -> SecretBytes {
         let row = try database.withConnection { conn in
             try conn.execute("SELECT keyspace, kms_key_id, wrapped_key FROM \(configuration.table) WHERE keyspace_id = $1 AND version = $2",
                              [.int(Int(keyspaceID)), .int(Int(version))], resultFormat: .binary)
@@ -225,6 +232,9 @@ public final class BranchKeyStore: Sendable {
               let wrapped = row.bytes(row: 0, column: 2) else {
             throw ProxyError(.keystore, "key \(keyspaceID)/v\(version) is not in the keystore (has the replica caught up?)")
         }
+        if let expectedKeyspace, keyspace != expectedKeyspace {
+            throw ProxyError(.keystore, "keystore key \(keyspaceID)/v\(version) belongs to keyspace \(keyspace), not to \(expectedKeyspace)")
+        }
         guard KMSKeyIdentifier.mrkMatch(storedKey, kmsKeyARN) || storedKey == kmsKeyARN else {
             throw ProxyError(.keystore, "keystore key \(keyspaceID)/v\(version) is wrapped under \(storedKey), not under the configured key \(kmsKeyARN)")
         }
@@ -232,7 +242,7 @@ public final class BranchKeyStore: Sendable {
         let response: DecryptResponse
         do {
             response = try await kms.decrypt(DecryptRequest(ciphertextBlob: wrapped, keyId: kmsKeyARN,
-                                                            encryptionContext: Self.encryptionContext(keyspace: keyspace, version: version)))
+                                                            encryptionContext: Self.encryptionContext(keyspace: expectedKeyspace ?? keyspace, version: version)))
         } catch let error as KMSError {
             throw ProxyError(.kms, "KMS Decrypt of keystore key \(keyspace) v\(version) with \(kmsKeyARN) failed: \(error.code.name): \(error.message)")
         }

@@ -5,8 +5,10 @@ import MRKCrypto
 /// Unwrapped keys in memory, with a TTL, single-flight loading and a bounded stale window.
 ///
 /// - N concurrent requests for a key that is not cached share one load (one KMS call).
-/// - After `ttl` a key is reloaded; if that fails, the old key is used for at most `staleWindow`
-///   more (so a brief KMS outage does not stop reads), then the failure is thrown.
+/// - After `ttl` a key is reloaded. Until `ttl + staleWindow` the old key keeps being served at
+///   once while one reload runs in the background (a KMS outage neither blocks nor stops reads);
+///   after a failed reload the next is tried no sooner than `retryDelay`. Past the stale window a
+///   caller waits for the reload, and its failure is thrown.
 /// - Evicted keys are released; `SecretBytes` zeroes its memory when the last reference goes.
 ///
 /// `@unchecked Sendable`: all mutable state is guarded by `lock`; loads run outside the lock.
@@ -18,20 +20,25 @@ final class KeyCache: @unchecked Sendable {
 
     private enum Entry {
         case ready(SecretBytes, loadedAt: ContinuousClock.Instant)
-        case loading(Task<SecretBytes, Error>, stale: (SecretBytes, ContinuousClock.Instant)?)
+        /// A load in flight (`id` tells loads apart), with the key it replaces if any.
+        case loading(Task<SecretBytes, Error>, id: Int, stale: (SecretBytes, ContinuousClock.Instant)?)
     }
 
     private let lock = NSLock()
     private var entries: [Key: Entry] = [:]
+    /// After a failed background reload: not before this instant again.
+    private var retryAt: [Key: ContinuousClock.Instant] = [:]
     private var loadCount = 0
     private let ttl: Duration
     private let staleWindow: Duration
+    private let retryDelay: Duration
     private let logger: Logger
     private let clock = ContinuousClock()
 
     init(ttl: Duration, staleWindow: Duration, logger: Logger) {
         self.ttl = ttl
         self.staleWindow = staleWindow
+        self.retryDelay = min(ttl, .seconds(5))
         self.logger = logger
     }
 
@@ -49,46 +56,72 @@ final class KeyCache: @unchecked Sendable {
     /// The key, loading it (once, however many callers ask at the same time) when needed.
     func value(for key: Key, load: @escaping @Sendable () async throws -> SecretBytes) async throws -> SecretBytes {
         if let secret = cached(key) { return secret }
-        let (task, stale): (Task<SecretBytes, Error>, (SecretBytes, ContinuousClock.Instant)?) = lock.withLock {
-            var stale: (SecretBytes, ContinuousClock.Instant)?
+        enum Plan {
+            case use(SecretBytes)
+            case wait(Task<SecretBytes, Error>)
+        }
+        let plan: Plan = lock.withLock {
+            let now = clock.now
             switch entries[key] {
             case .ready(let secret, let loadedAt):
-                // Loaded by another caller since `cached` looked: no new task needed.
-                if clock.now - loadedAt < ttl { return (Task { secret }, nil) }
-                stale = (secret, loadedAt)
-            case .loading(let task, let previous):
-                return (task, previous)
-            case nil:
-                break
-            }
-            loadCount += 1
-            let task = Task { try await load() }
-            entries[key] = .loading(task, stale: stale)
-            return (task, stale)
-        }
-        do {
-            let secret = try await task.value
-            // Only the load this caller waited for is replaced: a newer one may have started since.
-            lock.withLock {
-                if case .loading(let current, _) = entries[key], current == task { entries[key] = .ready(secret, loadedAt: clock.now) }
-            }
-            return secret
-        } catch {
-            return try lock.withLock {
-                let ours: Bool
-                if case .loading(let current, _) = entries[key], current == task { ours = true } else { ours = false }
-                if let (secret, loadedAt) = stale, clock.now - loadedAt < ttl + staleWindow {
-                    logger.warning("key reload failed; using the cached key within its stale window",
-                                   metadata: ["keyspace.id": "\(key.keyspaceID)", "version": "\(key.version)", "error": "\(error)"])
-                    if ours { entries[key] = .ready(secret, loadedAt: loadedAt) }
-                    return secret
+                if now - loadedAt < ttl { return .use(secret) }
+                if now - loadedAt < ttl + staleWindow {
+                    if retryAt[key].map({ now >= $0 }) ?? true { _ = startLoad(key, stale: (secret, loadedAt), load) }
+                    return .use(secret)
                 }
-                if ours { entries[key] = nil }
-                throw error
+                return .wait(startLoad(key, stale: nil, load))
+            case .loading(let task, _, let stale):
+                if let (secret, loadedAt) = stale, now - loadedAt < ttl + staleWindow { return .use(secret) }
+                return .wait(task)
+            case nil:
+                return .wait(startLoad(key, stale: nil, load))
             }
+        }
+        switch plan {
+        case .use(let secret): return secret
+        case .wait(let task): return try await task.value
         }
     }
 
+    /// Starts loading `key`; called with `lock` held. The load records its own outcome.
+    private func startLoad(_ key: Key, stale: (SecretBytes, ContinuousClock.Instant)?,
+                           _ load: @escaping @Sendable () async throws -> SecretBytes) -> Task<SecretBytes, Error> {
+        loadCount += 1
+        let id = loadCount
+        let task = Task { [self] in
+            do {
+                let secret = try await load()
+                lock.withLock {
+                    if case .loading(_, let current, _) = entries[key], current == id {
+                        entries[key] = .ready(secret, loadedAt: clock.now)
+                        retryAt[key] = nil
+                    }
+                }
+                return secret
+            } catch {
+                lock.withLock {
+                    guard case .loading(_, let current, _) = entries[key], current == id else { return }
+                    if let (secret, loadedAt) = stale, clock.now - loadedAt < ttl + staleWindow {
+                        logger.warning("key reload failed; serving the cached key within its stale window",
+                                       metadata: ["keyspace.id": "\(key.keyspaceID)", "version": "\(key.version)", "error": "\(error)"])
+                        entries[key] = .ready(secret, loadedAt: loadedAt)
+                        retryAt[key] = clock.now + retryDelay
+                    } else {
+                        entries[key] = nil
+                    }
+                }
+                throw error
+            }
+        }
+        entries[key] = .loading(task, id: id, stale: stale)
+        return task
+    }
+
     /// Forgets every key.
-    func removeAll() { lock.withLock { entries.removeAll() } }
+    func removeAll() {
+        lock.withLock {
+            entries.removeAll()
+            retryAt.removeAll()
+        }
+    }
 }
