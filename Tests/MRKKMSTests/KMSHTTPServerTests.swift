@@ -76,8 +76,19 @@ struct KMSHTTPServerTests {
             }
             let (status, body) = try await Self.raw(port: port, headers: ["X-Amz-Target": "TrentService.ListKeys"])
             #expect(status == 400 && body.contains("MissingAuthenticationTokenException"))
+            // A valid signature that does not cover the operation header: refused.
+            var unsigned = SigV4.Request(method: "POST", path: "/", headers: [
+                ("Host", "127.0.0.1:\(port)"), ("Content-Type", "application/x-amz-json-1.1"),
+            ], body: Array("{}".utf8))
+            SigV4.sign(&unsigned, credentials: AWSCredentials(accessKeyId: "test", secretAccessKey: "test"), region: "us-east-1",
+                       service: "kms", date: Date())
+            var headers = Dictionary(unsigned.headers.filter { $0.name != "Host" }.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+            headers["X-Amz-Target"] = "TrentService.ListKeys"
+            let (unsignedStatus, unsignedBody) = try await Self.raw(port: port, headers: headers)
+            #expect(unsignedStatus == 400 && unsignedBody.contains("x-amz-target"), "\(unsignedBody)")
             let rejected = east.auditEvents().filter { !$0.succeeded && $0.principal == "anonymous" }
-            #expect(rejected.map(\.errorCode) == ["InvalidSignatureException", "UnrecognizedClientException", "MissingAuthenticationTokenException"])
+            #expect(rejected.map(\.errorCode) == ["InvalidSignatureException", "UnrecognizedClientException", "MissingAuthenticationTokenException",
+                                                  "InvalidSignatureException"])
         }
     }
 

@@ -124,6 +124,13 @@ struct LocalKMSTests {
         await TestSupport.expectKMSError(.validation) {
             try await kms.generateDataKey(GenerateDataKeyRequest(keyId: key.keyId, keySpec: nil))
         }
+        // Encryption contexts are limited to 8,192 bytes, as in AWS (and so blobs stay unambiguous).
+        let big = ["k": String(repeating: "v", count: 8_200)]
+        await TestSupport.expectKMSError(.validation) {
+            try await kms.generateDataKey(GenerateDataKeyRequest(keyId: key.keyId, encryptionContext: big, keySpec: .aes256))
+        }
+        let limit = ["k": String(repeating: "v", count: 8_191)]
+        #expect(try await kms.generateDataKey(GenerateDataKeyRequest(keyId: key.keyId, encryptionContext: limit, keySpec: .aes256)).plaintext.count == 32)
         await TestSupport.expectKMSError(.validation) {
             try await kms.encrypt(EncryptRequest(keyId: key.keyId, plaintext: SecretBytes([UInt8](repeating: 1, count: 4097))))
         }
@@ -237,6 +244,13 @@ struct LocalKMSTests {
         // Malformed policies are refused.
         #expect(throws: KMSError.self) { try kms.createKey(policy: "{not json") }
         #expect(throws: KMSError.self) { try kms.createKey(policy: "{\"Statement\":[{\"Effect\":\"Maybe\",\"Principal\":\"*\",\"Action\":\"kms:*\"}]}") }
+        // A condition this KMS cannot evaluate is refused, not ignored (a Deny would never apply).
+        for condition in [#"{"Null":{"kms:EncryptionContext:tenant":"true"}}"#, #"{"StringEquals":{"kms:ViaService":"rds.us-east-1.amazonaws.com"}}"#] {
+            let error = #expect(throws: KMSError.self) {
+                try kms.createKey(policy: #"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"kms:Decrypt","Condition":"# + condition + "}]}")
+            }
+            #expect(error?.code == .malformedPolicyDocument)
+        }
     }
 
     @Test func policyGlobbing() {

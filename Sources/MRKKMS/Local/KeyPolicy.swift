@@ -59,9 +59,18 @@ struct KeyPolicy {
             if let c = s["Condition"] {
                 guard let ops = c as? [String: Any] else { throw malformed("Condition must be an object") }
                 for (op, body) in ops {
+                    // Refused rather than ignored: an operator or key this KMS does not evaluate would
+                    // make a Deny silently never apply.
+                    guard Self.supportedOperators.contains(op) else {
+                        throw malformed("condition operator \(op) is not supported by the embedded KMS (supported: \(Self.supportedOperators.sorted().joined(separator: ", ")))")
+                    }
                     guard let kv = body as? [String: Any] else { throw malformed("Condition \(op) must be an object") }
                     var parsed: [String: [String]] = [:]
                     for (k, v) in kv {
+                        let lower = k.lowercased()
+                        guard lower.hasPrefix("kms:encryptioncontext:") || lower == "kms:calleraccount" || lower == "aws:principalarn" else {
+                            throw malformed("condition key \(k) is not supported by the embedded KMS")
+                        }
                         guard let values = strings(v) else { throw malformed("Condition values must be strings") }
                         parsed[k] = values
                     }
@@ -110,6 +119,8 @@ struct KeyPolicy {
         default: return false  // unknown operators never match: an Allow does not grant, a Deny does not fire
         }
     }
+
+    static let supportedOperators: Set<String> = ["StringEquals", "StringLike", "StringNotEquals", "StringNotLike"]
 
     static func account(of principal: String) -> String? {
         let parts = principal.split(separator: ":", omittingEmptySubsequences: false)

@@ -87,6 +87,11 @@ final class LocalKMSStore: @unchecked Sendable {
         defer { lock.unlock() }
         var keyArn: String?
         do {
+            // AWS limits an encryption context to 8,192 bytes of keys and values; beyond that its
+            // length-prefixed encoding in a ciphertext blob would no longer be unambiguous.
+            if let context, context.reduce(0, { $0 + $1.key.utf8.count + $1.value.utf8.count }) > 8_192 {
+                throw KMSError(.validation, "Encryption context exceeds the 8192-byte limit.", region: ctx.region)
+            }
             let result = try body(&keyArn)
             record(operation, ctx, keyArn, context, nil)
             return result

@@ -140,6 +140,11 @@ struct KMSRequestDispatcher: Sendable {
         guard auth.signedHeaders.contains("host") else {
             throw KMSError(.invalidSignature, "'Host' must be a signed header.", region: auth.region)
         }
+        // The date (replay window), the operation and any session token must be covered too.
+        for name in ["x-amz-date", "x-amz-target"] + (request.header("x-amz-security-token") == nil ? [] : ["x-amz-security-token"])
+        where !auth.signedHeaders.contains(name) {
+            throw KMSError(.invalidSignature, "'\(name)' must be a signed header.", region: auth.region)
+        }
         guard let amzDate = request.header("x-amz-date"), let date = SigV4.parseAmzDate(amzDate) else {
             throw KMSError(.incompleteSignature, "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
                            region: auth.region)
