@@ -45,6 +45,16 @@ import Testing
         return String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    @Test func anAWSKMSDataKeyWhoseProviderInfoIsNotAKeyARNFailsDecryption() async throws {
+        let (east, _, keyId) = try TestSupport.mrkSetup()
+        let keyring = try AWSKMSMRKKeyring(keyARN: east.keyARN(keyId), client: east)
+        let materials = DecryptionMaterials(algorithmSuite: .aes256GCMHKDFSHA512CommitKey, encryptionContext: [:])
+        for info in ["alias/app", "not-an-arn", "arn:aws:kms:us-east-1:111122223333:alias/app"] {
+            let edk = EncryptedDataKey(providerID: "aws-kms", providerInfo: Array(info.utf8), ciphertext: [1, 2, 3])
+            await #expect(throws: CryptoError.self, "\(info)") { try await keyring.onDecrypt(materials, encryptedDataKeys: [edk]) }
+        }
+    }
+
     @Test func swiftSealsInUSEast1PythonOpensInSydneyAndBack() async throws {
         let (east, _, keyId) = try TestSupport.mrkSetup()
         try await TestSupport.withServer(east) { port in

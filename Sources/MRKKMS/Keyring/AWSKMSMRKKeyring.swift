@@ -57,8 +57,12 @@ public struct AWSKMSMRKKeyring: Keyring {
         }
         var failures: [String] = []
         for edk in encryptedDataKeys where edk.providerID == Self.providerID {
-            guard let info = String(bytes: edk.providerInfo, encoding: .utf8), (try? KMSARN(parsing: info)) != nil,
-                  KMSKeyIdentifier.mrkMatch(info, keyARN) else { continue }
+            // Spec (aws-kms-mrk-keyring, OnDecrypt): the provider info of an aws-kms data key MUST be
+            // a valid KMS key ARN, or decryption MUST fail.
+            guard let info = String(bytes: edk.providerInfo, encoding: .utf8), let arn = try? KMSARN(parsing: info), arn.resourceType == .key else {
+                throw CryptoError(.invalidInput, "an aws-kms encrypted data key's provider info is not a KMS key ARN")
+            }
+            guard KMSKeyIdentifier.mrkMatch(info, keyARN) else { continue }
             do {
                 let response = try await client.decrypt(DecryptRequest(ciphertextBlob: edk.ciphertext, keyId: keyARN,
                                                                        encryptionContext: materials.encryptionContext))
