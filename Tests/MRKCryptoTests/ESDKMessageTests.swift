@@ -121,6 +121,34 @@ import Testing
         }
     }
 
+    /// A stored message is attacker-controlled (a DB admin can write it): single-byte and
+    /// length-field mutations of real messages must be rejected with an error, never trap.
+    @Test(arguments: committing)
+    func mutatedMessagesNeverTrap(suite: AlgorithmSuite) async throws {
+        let c = client(suite, frameLength: 64)
+        let message = try await c.encrypt(SecureRandom.bytes(count: 200), keyring: keyring, encryptionContext: ["a": "b", "c": "d"])
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Int(state % UInt64(Int.max))
+        }
+        for round in 0..<3_000 {
+            var mutated = message
+            switch round % 3 {
+            case 0: mutated[next() % mutated.count] = UInt8(next() % 256)
+            case 1:
+                // Overwrite two adjacent bytes with an extreme value (length fields).
+                let at = next() % (mutated.count - 1)
+                let value: [UInt8] = [[0xFF, 0xFF], [0x00, 0x00], [0x80, 0x00], [0x00, 0x01]][next() % 4]
+                mutated[at] = value[0]; mutated[at + 1] = value[1]
+            default:
+                mutated = Array(mutated.prefix(next() % mutated.count)) + SecureRandom.bytes(count: next() % 40)
+            }
+            if mutated == message { continue }
+            await #expect(throws: (any Error).self) { try await c.decrypt(mutated, keyring: keyring) }
+        }
+    }
+
     @Test func commitmentPolicyGuardsLegacySuites() async throws {
         let vector = TestPaths.esdkVectors.appendingPathComponent(
             "valid-Net-4.0.0/ciphertexts/0078-ec_len_2-cmm_RequiredEncryptionContext-fa27ab65-35e6-4b4b-bb48-a0b7a4347996")
