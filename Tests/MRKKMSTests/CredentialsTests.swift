@@ -4,6 +4,19 @@ import Testing
 
 @Suite("Credentials: environment, shared files, ECS, IMDSv2, chain")
 struct CredentialsTests {
+    @Test func expirationsInOtherFormsAreReadAndUnreadableOnesExpireSoon() throws {
+        func decode(_ expiration: String) throws -> AWSCredentials {
+            try MetadataCredentials.decode(Data(#"{"AccessKeyId":"AK","SecretAccessKey":"S","Token":"T","Expiration":"\#(expiration)"}"#.utf8),
+                                           source: "test")
+        }
+        let offset = try decode("2030-01-01T00:00:00+00:00").expiration
+        #expect(offset == Date(timeIntervalSince1970: 1_893_456_000))
+        let zulu = try decode("2030-01-01T00:00:00Z").expiration
+        #expect(zulu == offset)
+        let unreadable = try #require(try decode("next tuesday").expiration)
+        #expect(unreadable.timeIntervalSinceNow > 0 && unreadable.timeIntervalSinceNow <= 300, "refreshed within five minutes, not cached forever")
+    }
+
     @Test func environmentWithSessionToken() async throws {
         let env = ["AWS_ACCESS_KEY_ID": "AKIAENV", "AWS_SECRET_ACCESS_KEY": "envsecret", "AWS_SESSION_TOKEN": "envtoken"]
         let c = try #require(try await EnvironmentCredentialsProvider(environment: env).credentials())

@@ -124,8 +124,11 @@ struct MetadataCredentials: Decodable {
 
     func credentials(source: String) throws -> AWSCredentials {
         if let code = Code, code != "Success" { throw KMSError(.credentials, "\(source) returned Code \(code)") }
-        let expiration = Expiration.flatMap { try? Date.ISO8601FormatStyle().parse($0) }
+        var expiration = Expiration.flatMap { try? Date.ISO8601FormatStyle().parse($0) }
             ?? Expiration.flatMap { try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse($0) }
+            ?? Expiration.flatMap { try? Date($0, strategy: .iso8601) }
+        // Temporary credentials whose expiry cannot be read are refreshed soon rather than kept forever.
+        if expiration == nil, Expiration != nil || Token != nil { expiration = Date().addingTimeInterval(300) }
         return AWSCredentials(accessKeyId: AccessKeyId, secretAccessKey: SecretAccessKey, sessionToken: Token, expiration: expiration)
     }
 
