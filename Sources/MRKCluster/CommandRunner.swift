@@ -13,7 +13,10 @@ struct CommandRunner {
     /// daemon behind, which `Process` on Linux may wait for forever.
     @discardableResult
     func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let argv = runAsPostgres ? [Self.runuser, "-u", "postgres", "--", executable] + arguments : [executable] + arguments
+        // As the postgres user, start in `/`: PostgreSQL's tools change back to the working
+        // directory after finding themselves, which fails in one postgres cannot enter (say /root/…).
+        let argv = runAsPostgres ? [Self.runuser, "-u", "postgres", "--", "/usr/bin/env", "-C", "/", executable] + arguments
+            : [executable] + arguments
         logger.debug("running \(argv.joined(separator: " "))")
         let outputPath = NSTemporaryDirectory() + "mrkproxy-cmd-\(UUID().uuidString).out"
         defer { unlink(outputPath) }
@@ -27,8 +30,13 @@ struct CommandRunner {
 
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
+        // The caller's PG* settings (PGSSLMODE, PGHOST, …) are not meant for the throwaway cluster.
+        var cEnv: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment
+            .filter { !$0.key.hasPrefix("PG") }
+            .map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cEnv.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArgs, environ)
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArgs, &cEnv)
         guard spawned == 0 else {
             throw ClusterError(.commandFailed, "cannot start \(argv[0]): \(String(cString: strerror(spawned)))")
         }

@@ -67,12 +67,16 @@ public final class PostgresCluster: Sendable {
             return try build(in: dir, binaries: binaries, configuration: configuration, runner: runner, logger: logger)
         } catch {
             // Leave nothing running or on disk after a failed start.
-            let primaryLog = (try? String(contentsOfFile: dir + "/primary.log", encoding: .utf8)) ?? ""
+            let logs = ["primary", "replica"].compactMap { server -> String? in
+                guard let log = try? String(contentsOfFile: dir + "/\(server).log", encoding: .utf8), !log.isEmpty else { return nil }
+                return "\(server) log: …\(log.suffix(1200))"
+            }
             _ = try? runner.run(binaries.path("pg_ctl"), ["-D", dir + "/replica", "-m", "immediate", "stop"])
             _ = try? runner.run(binaries.path("pg_ctl"), ["-D", dir + "/primary", "-m", "immediate", "stop"])
             try? FileManager.default.removeItem(atPath: dir)
-            if !primaryLog.isEmpty { logger.error("primary log: \(primaryLog.suffix(2000))") }
-            throw error
+            guard !logs.isEmpty else { throw error }
+            // The directory (and the logs) are gone now: the reason travels with the error.
+            throw ClusterError((error as? ClusterError)?.code ?? .commandFailed, "\(error)\n" + logs.joined(separator: "\n"))
         }
     }
 
@@ -82,6 +86,7 @@ public final class PostgresCluster: Sendable {
         var replicaPort = try FreePort.find()
         while replicaPort == primaryPort { replicaPort = try FreePort.find() }
         let primaryDir = dir + "/primary", replicaDir = dir + "/replica"
+        let startTimeout = String(max(1, configuration.startupTimeout.components.seconds))
 
         try runner.run(binaries.path("initdb"), ["-D", primaryDir, "-U", "postgres", "--auth=trust", "-E", "UTF8",
                                                  "--locale=C", "--no-sync"])
@@ -100,14 +105,15 @@ public final class PostgresCluster: Sendable {
         if configuration.logAllStatements { settings.append(("log_statement", "'all'")) }
         settings += configuration.settings.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         try appendSettings(settings, to: primaryDir + "/postgresql.conf", runner: runner)
-        try runner.run(binaries.path("pg_ctl"), ["-D", primaryDir, "-l", dir + "/primary.log", "-w", "-t", "60", "start"])
+        try runner.run(binaries.path("pg_ctl"), ["-D", primaryDir, "-l", dir + "/primary.log", "-w", "-t", startTimeout, "start"])
 
-        let primaryURL = "postgresql://postgres@127.0.0.1:\(primaryPort)/postgres"
+        // Loopback servers without TLS: a PGSSLMODE=require in the caller's environment must not apply.
+        let primaryURL = "postgresql://postgres@127.0.0.1:\(primaryPort)/postgres?sslmode=disable"
         try runner.run(binaries.path("pg_basebackup"), ["-h", "127.0.0.1", "-p", String(primaryPort), "-U", "postgres",
                                                         "-D", replicaDir, "-R", "-X", "stream", "-c", "fast", "--no-sync"])
         try appendSettings([("port", String(replicaPort))], to: replicaDir + "/postgresql.conf", runner: runner)
-        try runner.run(binaries.path("pg_ctl"), ["-D", replicaDir, "-l", dir + "/replica.log", "-w", "-t", "60", "start"])
-        let replicaURL = "postgresql://postgres@127.0.0.1:\(replicaPort)/postgres"
+        try runner.run(binaries.path("pg_ctl"), ["-D", replicaDir, "-l", dir + "/replica.log", "-w", "-t", startTimeout, "start"])
+        let replicaURL = "postgresql://postgres@127.0.0.1:\(replicaPort)/postgres?sslmode=disable"
 
         let cluster = PostgresCluster(primaryURL: primaryURL, replicaURL: replicaURL, directory: dir, binaries: binaries, logger: logger)
         try cluster.waitUntilStreaming(timeout: configuration.startupTimeout)

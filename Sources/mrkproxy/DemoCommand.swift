@@ -19,8 +19,9 @@ struct DemoCommand: AsyncParsableCommand {
         let demo = Demo(sqlDirectory: directory, keep: keep) { line in Swift.print(line); fflush(nil) }
         let report = try await demo.run()
         guard report.readBackMatches, !report.plaintextInRawTable, report.replicaDecryptsInReplicaRegion > 0,
-              report.primaryRegionCallsDuringRead == 0 else {
-            throw ValidationError("the demo did not observe what it should (see above)")
+              report.primaryRegionCallsDuringRead == 0, report.replicaWriteRefused, report.misuseRefused else {
+            FileHandle.standardError.write(Data("error: the demo did not observe what it should (see above)\n".utf8))
+            throw ExitCode.failure
         }
         Swift.print("\nDone in \(Int(report.seconds)) s.")
     }

@@ -44,7 +44,10 @@ struct SQLCommand: AsyncParsableCommand {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file)") }
             try shell.runScript(text)
         } else {
-            shell.interactive(region: region)
+            // Fed from a pipe or file (`… | mrkproxy sql`): no banner or prompts, errors on stderr,
+            // and a non-zero exit when a statement failed.
+            let scripted = isatty(STDIN_FILENO) == 0
+            guard shell.interactive(region: region, scripted: scripted) else { throw ExitCode.failure }
         }
     }
 }
@@ -106,17 +109,26 @@ final class Shell {
         print("(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s"))")
     }
 
-    func interactive(region: String) {
+    /// - Returns: false when a statement failed.
+    func interactive(region: String, scripted: Bool = false) -> Bool {
+        var succeeded = true
         let historyFile = ProcessInfo.processInfo.environment["MRKPROXY_HISTORY"]
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".mrkproxy_history").path
         var history = historyFile.isEmpty ? []
             : ((try? String(contentsOfFile: historyFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-        print("MRKProxy SQL shell — region \(region)\(connection.database.isReadOnly ? " (read-only replica)" : ""). \\q quits, \\d lists tables.")
+        if !scripted {
+            print("MRKProxy SQL shell — region \(region)\(connection.database.isReadOnly ? " (read-only replica)" : ""). \\q quits, \\d lists tables.")
+        }
         var buffer = ""
         while true {
-            print(buffer.isEmpty ? "mrkproxy(\(region))=> " : "mrkproxy(\(region))-> ", terminator: "")
-            fflush(nil)
-            guard let line = readLine() else { print(""); break }
+            if !scripted {
+                print(buffer.isEmpty ? "mrkproxy(\(region))=> " : "mrkproxy(\(region))-> ", terminator: "")
+                fflush(nil)
+            }
+            guard let line = readLine() else {
+                if !scripted { print("") }
+                break
+            }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if buffer.isEmpty && trimmed.hasPrefix("\\") {
                 if trimmed == "\\q" { break }
@@ -133,10 +145,16 @@ final class Shell {
             do {
                 for statement in try SQLScript.statements(buffer) { try runStatement(statement) }
             } catch {
-                print("error: \(error)")
+                succeeded = false
+                if scripted {
+                    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                } else {
+                    print("error: \(error)")
+                }
             }
             buffer = ""
         }
+        return succeeded
     }
 
     private func meta(_ command: String, history: [String]) {

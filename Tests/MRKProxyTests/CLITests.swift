@@ -139,13 +139,19 @@ import Testing
             #expect(status == 0 && out == "id,ssn\n1,\(ssn)\n3,\(later)\n", "\(out)\(err)")
             try stack.cluster.waitForReplication()
 
-            // The interactive shell, fed from standard input.
+            // The shell fed from standard input (a pipe: no banner or prompts).
             (status, out, err) = try await Self.run(["sql", "--config", file.path, "--region", "ap-southeast-2"], environment: env,
                                                     input: "\\d customers\nSELECT id, name,\n  ssn FROM customers WHERE id = 1;\n\\q\n")
             #expect(status == 0, "\(err)")
-            #expect(out.contains("read-only replica"))
+            #expect(!out.contains("=>"), "no prompts when stdin is not a terminal")
             #expect(out.contains("encrypted text, searchable") && out.contains("blind index") && out.contains("row identity"))
             #expect(out.contains(ssn) && out.contains("(1 row)"), "\(out)")
+            // …and a failing statement there: the error on stderr, a non-zero exit, later statements still run.
+            (status, out, err) = try await Self.run(["sql", "--config", file.path, "--region", "ap-southeast-2"], environment: env,
+                                                    input: "DELETE FROM customers;\nSELECT count(*) AS n FROM customers;\n")
+            #expect(status != 0)
+            #expect(err.contains("read-only replica region"), "\(err)")
+            #expect(out.contains("(1 row)"), "\(out)")
 
             // Errors: one clear line on stderr, non-zero exit.
             for (region, sql, expected) in [

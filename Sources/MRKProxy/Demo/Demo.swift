@@ -200,14 +200,15 @@ public struct Demo: Sendable {
 
     }
 
-    /// Waits for SIGINT or SIGTERM (instead of dying on it), so the stack is stopped and deleted.
+    /// Waits for SIGINT, SIGTERM or SIGHUP (instead of dying on it), so the stack is stopped and deleted.
     static func waitForInterrupt() async {
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
+        StackCleanup.deferToCaller = true
+        defer { StackCleanup.deferToCaller = false }
+        for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, SIG_IGN) }
         let once = OnceFlag()
         var sources: [DispatchSourceSignal] = []
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            for number in [SIGINT, SIGTERM] {
+            for number in [SIGINT, SIGTERM, SIGHUP] {
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
                 source.setEventHandler { if once.claim() { continuation.resume() } }
                 source.resume()

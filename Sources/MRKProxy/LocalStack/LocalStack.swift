@@ -41,10 +41,13 @@ public final class LocalStack: Sendable {
     public let keyID: String
     /// Where the KMS state and audit log live.
     public let directory: URL
+    /// The application database (a per-run name on an external pair).
+    public let database: String
+    private let ownsDatabase: Bool
     private let server: KMSHTTPServer
 
     private init(configuration: Configuration, cluster: PostgresCluster, kms: LocalKMS, server: KMSHTTPServer,
-                 kmsEndpoint: URL, keyID: String, directory: URL) {
+                 kmsEndpoint: URL, keyID: String, directory: URL, database: String, ownsDatabase: Bool) {
         self.configuration = configuration
         self.cluster = cluster
         self.kms = kms
@@ -52,6 +55,8 @@ public final class LocalStack: Sendable {
         self.kmsEndpoint = kmsEndpoint
         self.keyID = keyID
         self.directory = directory
+        self.database = database
+        self.ownsDatabase = ownsDatabase
     }
 
     /// Starts the stack. Stop it with `stop()`.
@@ -61,18 +66,23 @@ public final class LocalStack: Sendable {
         guard !scripts.isEmpty else {
             throw ProxyError(.configuration, "no .sql scripts in \(configuration.sqlDirectory.path)")
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mrkproxy-stack-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-
         var clusterConfiguration = PostgresCluster.Configuration()
         clusterConfiguration.logAllStatements = configuration.logAllStatements
         let cluster = try PostgresCluster.fromEnvironmentOrStart(configuration: clusterConfiguration, logger: logger)
+        // On a pair given by MRKPROXY_PRIMARY_URL/REPLICA_URL every run gets a database of its own,
+        // dropped by `stop()`, so runs neither collide nor leave data behind.
+        let external = cluster.directory == nil
+        let database = external ? "\(configuration.database)_\(UInt32.random(in: 0...UInt32.max))" : configuration.database
+        // Owner-only: it holds the KMS state and the configuration with the database URLs.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mrkproxy-stack-\(UUID().uuidString)")
+        var server: KMSHTTPServer?
         do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let admin = try PostgresConnection(cluster.primaryURL)
-            if try admin.execute("SELECT 1 FROM pg_database WHERE datname = $1", [.text(configuration.database)]).rowCount == 0 {
-                try admin.execute("CREATE DATABASE \(configuration.database)")
+            if try admin.execute("SELECT 1 FROM pg_database WHERE datname = $1", [.text(database)]).rowCount == 0 {
+                try admin.execute("CREATE DATABASE \(database)")
             }
-            let app = try PostgresConnection(cluster.primaryURL.replacingDatabase(with: configuration.database))
+            let app = try PostgresConnection(cluster.primaryURL.replacingDatabase(with: database))
             for script in scripts {
                 let sql = try String(contentsOf: configuration.sqlDirectory.appendingPathComponent(script), encoding: .utf8)
                 try app.executeScript(sql)
@@ -83,28 +93,40 @@ public final class LocalStack: Sendable {
                                                          region: configuration.primaryRegion))
             let key = try kms.createKey(description: "MRKProxy demo key", multiRegion: true)
             _ = try kms.replicateKey(keyId: key.keyId, replicaRegion: configuration.replicaRegion)
-            let server = KMSHTTPServer(kms: kms)
-            let port = try await server.start(host: "127.0.0.1", port: 0)
+            let kmsServer = KMSHTTPServer(kms: kms)
+            server = kmsServer
+            let port = try await kmsServer.start(host: "127.0.0.1", port: 0)
             try cluster.waitForReplication()
-            return LocalStack(configuration: configuration, cluster: cluster, kms: kms, server: server,
-                              kmsEndpoint: URL(string: "http://127.0.0.1:\(port)")!, keyID: key.keyId, directory: directory)
+            let stack = LocalStack(configuration: configuration, cluster: cluster, kms: kms, server: kmsServer,
+                                   kmsEndpoint: URL(string: "http://127.0.0.1:\(port)")!, keyID: key.keyId, directory: directory,
+                                   database: database, ownsDatabase: external)
+            StackCleanup.register(stack)
+            return stack
         } catch {
+            await server?.shutdown()
+            if external { Self.dropDatabase(database, on: cluster) }
             try? cluster.stop()
             try? FileManager.default.removeItem(at: directory)
             throw error
         }
     }
 
+    private static func dropDatabase(_ name: String, on cluster: PostgresCluster) {
+        _ = try? PostgresConnection(cluster.primaryURL).execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    }
+
     /// Stops the KMS server and the databases and deletes their files.
     public func stop() async {
+        StackCleanup.unregister(self)
         await server.shutdown()
+        if ownsDatabase { Self.dropDatabase(database, on: cluster) }
         try? cluster.stop()
         try? FileManager.default.removeItem(at: directory)
     }
 
     /// URL of the application database on the primary or the replica.
     public func databaseURL(replica: Bool) -> String {
-        (replica ? cluster.replicaURL : cluster.primaryURL).replacingDatabase(with: configuration.database)
+        (replica ? cluster.replicaURL : cluster.primaryURL).replacingDatabase(with: database)
     }
 
     /// The key's ARN in `region`.
@@ -141,5 +163,56 @@ extension String {
         guard var components = URLComponents(string: self) else { return self }
         components.path = "/" + name
         return components.string ?? self
+    }
+}
+
+/// Stops running stacks when the process is told to end (SIGINT, SIGTERM, SIGHUP): the servers
+/// are daemons started by `pg_ctl` and would otherwise outlive it, with their files. Installed
+/// with the first stack; a caller that waits for a signal itself (`mrkproxy demo --keep`) sets
+/// `deferToCaller` and stops its stack on its own.
+public enum StackCleanup {
+    private static let lock = NSLock()
+    // Guarded by `lock`.
+    nonisolated(unsafe) private static var stacks: [ObjectIdentifier: LocalStack] = [:]
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+    nonisolated(unsafe) private static var callerHandles = false
+
+    /// While true, signals are left to the caller.
+    public static var deferToCaller: Bool {
+        get { lock.withLock { callerHandles } }
+        set { lock.withLock { callerHandles = newValue } }
+    }
+
+    static func register(_ stack: LocalStack) {
+        lock.withLock {
+            stacks[ObjectIdentifier(stack)] = stack
+            guard sources.isEmpty else { return }
+            for number in [SIGINT, SIGTERM, SIGHUP] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { handle(number) }
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
+
+    static func unregister(_ stack: LocalStack) {
+        lock.withLock { _ = stacks.removeValue(forKey: ObjectIdentifier(stack)) }
+    }
+
+    private static func handle(_ number: Int32) {
+        let running: [LocalStack]? = lock.withLock {
+            if callerHandles { return nil }
+            return Array(stacks.values)
+        }
+        guard let running else { return }
+        Task {
+            for stack in running { await stack.stop() }
+            FileHandle.standardError.write(Data("\nstopped the databases and the KMS; removed their files\n".utf8))
+            // `_exit`: other threads may still be in the middle of work on the stopped servers;
+            // running exit handlers under them would crash.
+            _exit(128 + number)
+        }
     }
 }
