@@ -61,6 +61,37 @@ import Testing
         #expect(err.contains("--allow-remote"), "\(err)")
     }
 
+    @Test("while kms serve runs, other kms commands refuse its state file instead of losing each other's changes")
+    func kmsStateFileIsLocked() async throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("kms-lock-\(UUID().uuidString).json").path
+        defer {
+            try? FileManager.default.removeItem(atPath: state)
+            try? FileManager.default.removeItem(atPath: state + ".lock")
+        }
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: try Self.binary())
+        server.arguments = ["kms", "serve", "--port", "0", "--state", state]
+        let output = Pipe()
+        server.standardOutput = output
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        // Wait for the banner: the lock is taken before it is printed.
+        let banner = try await withBlockingThread { () throws -> String in
+            var text = ""
+            while !text.contains("listening") {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+        #expect(banner.contains("listening"))
+        let (status, _, err) = try await Self.run(["kms", "create-key", "--state", state])
+        #expect(status != 0)
+        #expect(err.contains("in use by another mrkproxy process"), "\(err)")
+    }
+
     @Test("mrkproxy bench --json runs every variant on a small table and reports every figure")
     func bench() async throws {
         let (status, out, err) = try await Self.run(["bench", "--rows", "2000", "--pgcrypto-rows", "200", "--stream-rows", "3000", "--json",
