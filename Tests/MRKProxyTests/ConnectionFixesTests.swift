@@ -44,6 +44,16 @@ extension ProxyIntegration {
                     _ = try c.transaction { inner in try inner.execute(insert, [.int(4), .text(secret("TXN"))]) }
                 }
                 #expect(try raw.execute("SELECT string_agg(id::text, ',' ORDER BY id) FROM \(table)").string(row: 0, column: 0) == "2,4")
+
+                // A batch failing half-way inside the caller's transaction leaves none of its rows;
+                // the caller's own work stays.
+                try conn.transaction { c in
+                    try c.execute(insert, [.int(6), .text(secret("TXN"))])
+                    var rows: [[SQLValue]] = (10..<20).map { [.int($0), .text(secret("TXN"))] }
+                    rows[5][0] = .null  // cannot be sealed: no row identity
+                    #expect(throws: ProxyError.self) { try c.batch(insert, rows) }
+                }
+                #expect(try raw.execute("SELECT string_agg(id::text, ',' ORDER BY id) FROM \(table)").string(row: 0, column: 0) == "2,4,6")
             }
 
             // A borrower that opens a transaction and throws: the next borrower gets an idle connection.
@@ -58,7 +68,7 @@ extension ProxyIntegration {
             }
             let status = try await pool.withConnection { c in c.connection.transactionStatus == .idle }
             #expect(status)
-            #expect(try count() == "2", "the abandoned transaction was rolled back")
+            #expect(try count() == "3", "the abandoned transaction was rolled back")
         }
 
         @Test("refused before sending: RETURNING without the identity; batch shape; NUL in text; COPY outside copyIn; prepared statements outlive their variable")

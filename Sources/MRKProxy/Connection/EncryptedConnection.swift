@@ -184,17 +184,24 @@ public final class EncryptedConnection {
             }
         }
         // Rows are encrypted while earlier ones are already on the wire; so that a value failing
-        // to encrypt half-way commits nothing, the batch runs in a transaction of its own unless
-        // the caller has one open (which then decides).
+        // to encrypt half-way commits nothing, the batch runs in a transaction of its own (or a
+        // savepoint in the caller's).
+        // Inside the caller's transaction, a savepoint: a failing batch leaves none of its rows
+        // while the caller's earlier work stays.
         let ownTransaction = connection.transactionStatus == .idle
-        if ownTransaction { try run { try connection.execute("BEGIN") } }
+        try run { try connection.execute(ownTransaction ? "BEGIN" : "SAVEPOINT mrkproxy_batch") }
         do {
             let results = try run { try connection.pipeline(statements) }
             if let failure { throw failure }
-            if ownTransaction { try run { try connection.execute("COMMIT") } }
+            try run { try connection.execute(ownTransaction ? "COMMIT" : "RELEASE SAVEPOINT mrkproxy_batch") }
             return results.reduce(0) { $0 + ($1.affectedRows ?? 0) }
         } catch {
-            if ownTransaction && connection.transactionStatus != .idle { _ = try? connection.execute("ROLLBACK") }
+            if ownTransaction {
+                if connection.transactionStatus != .idle { _ = try? connection.execute("ROLLBACK") }
+            } else {
+                _ = try? connection.execute("ROLLBACK TO SAVEPOINT mrkproxy_batch")
+                _ = try? connection.execute("RELEASE SAVEPOINT mrkproxy_batch")
+            }
             throw error
         }
     }

@@ -84,7 +84,7 @@ public final class EncryptedDatabase: Sendable {
         // here, or its policy denies this app (no separate DescribeKey call). That it is a
         // multi-Region key follows from its id (`mrk-…`), which the configuration checks.
         do {
-            _ = try await keystore.beaconKey(keyspaceID: keyspaceID)
+            _ = try await keystore.beaconKey(keyspaceID: keyspaceID, keyspace: configuration.keyspace)
             if !regionConfig.readOnly { _ = try await keystore.activeKey(keyspace: configuration.keyspace) }
         } catch let error as ProxyError where error.code == .kms {
             throw ProxyError(.kmsKey, "KMS key \(keyARN) is not usable in \(region): \(error.reason)")

@@ -202,20 +202,7 @@ public struct Demo: Sendable {
 
     /// Waits for SIGINT, SIGTERM or SIGHUP (instead of dying on it), so the stack is stopped and deleted.
     static func waitForInterrupt() async {
-        StackCleanup.deferToCaller = true
-        defer { StackCleanup.deferToCaller = false }
-        for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, SIG_IGN) }
-        let once = OnceFlag()
-        var sources: [DispatchSourceSignal] = []
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            for number in [SIGINT, SIGTERM, SIGHUP] {
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { if once.claim() { continuation.resume() } }
-                source.resume()
-                sources.append(source)
-            }
-        }
-        sources.forEach { $0.cancel() }
+        await StackCleanup.waitForSignal()
     }
 
     private func pad(_ text: String, _ width: Int) -> String {
@@ -226,11 +213,4 @@ public struct Demo: Sendable {
         guard let hex else { return "NULL" }
         return hex.count > 36 ? String(hex.prefix(30)) + "…(\((hex.count - 2) / 2) B)" : hex
     }
-}
-
-/// True for exactly one caller. `@unchecked Sendable`: guarded by `lock`.
-final class OnceFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var claimed = false
-    func claim() -> Bool { lock.withLock { defer { claimed = true }; return !claimed } }
 }

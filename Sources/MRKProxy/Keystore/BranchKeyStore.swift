@@ -144,7 +144,7 @@ public final class BranchKeyStore: Sendable {
     /// The active branch key of `keyspace` (for sealing new values).
     public func activeKey(keyspace: String) async throws -> BranchKey {
         let (id, version) = try activeVersion(keyspace: keyspace)
-        return try await key(keyspaceID: id, version: version)
+        return try await key(keyspaceID: id, version: version, keyspace: keyspace)
     }
 
     /// The keyspace id and active version of `keyspace` (a database read; no KMS call).
@@ -173,8 +173,10 @@ public final class BranchKeyStore: Sendable {
 
     /// The beacon key of keyspace `keyspaceID` (derives blind-index keys): HKDF-SHA256 of branch
     /// key version 1, so it never changes when the keyspace rotates.
-    public func beaconKey(keyspaceID: UInt32) async throws -> SecretBytes {
-        try Self.beaconKey(fromFirstVersion: try await key(keyspaceID: keyspaceID, version: 1).key)
+    ///
+    /// - Parameter keyspace: when given, checked and bound as in `key(keyspaceID:version:keyspace:)`.
+    public func beaconKey(keyspaceID: UInt32, keyspace: String? = nil) async throws -> SecretBytes {
+        try Self.beaconKey(fromFirstVersion: try await key(keyspaceID: keyspaceID, version: 1, keyspace: keyspace).key)
     }
 
     /// Derives the beacon key from branch key version 1.

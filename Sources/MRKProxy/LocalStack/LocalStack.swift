@@ -45,6 +45,7 @@ public final class LocalStack: Sendable {
     public let database: String
     private let ownsDatabase: Bool
     private let server: KMSHTTPServer
+    private let stopOnce = StopOnce()
 
     private init(configuration: Configuration, cluster: PostgresCluster, kms: LocalKMS, server: KMSHTTPServer,
                  kmsEndpoint: URL, keyID: String, directory: URL, database: String, ownsDatabase: Bool) {
@@ -117,11 +118,13 @@ public final class LocalStack: Sendable {
 
     /// Stops the KMS server and the databases and deletes their files.
     public func stop() async {
-        StackCleanup.unregister(self)
-        await server.shutdown()
-        if ownsDatabase { Self.dropDatabase(database, on: cluster) }
-        try? cluster.stop()
-        try? FileManager.default.removeItem(at: directory)
+        await stopOnce.run { [self] in
+            await server.shutdown()
+            if ownsDatabase { Self.dropDatabase(database, on: cluster) }
+            try? cluster.stop()
+            try? FileManager.default.removeItem(at: directory)
+            StackCleanup.unregister(self)
+        }
     }
 
     /// URL of the application database on the primary or the replica.
@@ -168,32 +171,19 @@ extension String {
 
 /// Stops running stacks when the process is told to end (SIGINT, SIGTERM, SIGHUP): the servers
 /// are daemons started by `pg_ctl` and would otherwise outlive it, with their files. Installed
-/// with the first stack; a caller that waits for a signal itself (`mrkproxy demo --keep`) sets
-/// `deferToCaller` and stops its stack on its own.
+/// with the first stack. A caller that waits for a signal itself (`mrkproxy demo --keep`) uses
+/// `waitForSignal()` — one set of signal sources serves both.
 public enum StackCleanup {
     private static let lock = NSLock()
     // Guarded by `lock`.
     nonisolated(unsafe) private static var stacks: [ObjectIdentifier: LocalStack] = [:]
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
-    nonisolated(unsafe) private static var callerHandles = false
-
-    /// While true, signals are left to the caller.
-    public static var deferToCaller: Bool {
-        get { lock.withLock { callerHandles } }
-        set { lock.withLock { callerHandles = newValue } }
-    }
+    nonisolated(unsafe) private static var waiter: CheckedContinuation<Void, Never>?
 
     static func register(_ stack: LocalStack) {
         lock.withLock {
             stacks[ObjectIdentifier(stack)] = stack
-            guard sources.isEmpty else { return }
-            for number in [SIGINT, SIGTERM, SIGHUP] {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { handle(number) }
-                source.resume()
-                sources.append(source)
-            }
+            installLocked()
         }
     }
 
@@ -201,12 +191,36 @@ public enum StackCleanup {
         lock.withLock { _ = stacks.removeValue(forKey: ObjectIdentifier(stack)) }
     }
 
-    private static func handle(_ number: Int32) {
-        let running: [LocalStack]? = lock.withLock {
-            if callerHandles { return nil }
-            return Array(stacks.values)
+    /// Returns at the next SIGINT, SIGTERM or SIGHUP, which then stops nothing by itself.
+    public static func waitForSignal() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.withLock {
+                installLocked()
+                waiter = continuation
+            }
         }
-        guard let running else { return }
+    }
+
+    private static func installLocked() {
+        guard sources.isEmpty else { return }
+        for number in [SIGINT, SIGTERM, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handle(number) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    private static func handle(_ number: Int32) {
+        let (waiting, running): (CheckedContinuation<Void, Never>?, [LocalStack]) = lock.withLock {
+            defer { waiter = nil }
+            return (waiter, Array(stacks.values))
+        }
+        if let waiting {
+            waiting.resume()
+            return
+        }
         Task {
             for stack in running { await stack.stop() }
             FileHandle.standardError.write(Data("\nstopped the databases and the KMS; removed their files\n".utf8))
@@ -214,5 +228,22 @@ public enum StackCleanup {
             // running exit handlers under them would crash.
             _exit(128 + number)
         }
+    }
+}
+
+/// Runs a stack's shutdown once; every caller (the normal path, a signal) awaits the same one.
+/// `@unchecked Sendable`: `task` is guarded by `lock`.
+final class StopOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var task: Task<Void, Never>?
+
+    func run(_ body: @escaping @Sendable () async -> Void) async {
+        let shared: Task<Void, Never> = lock.withLock {
+            if let existing = task { return existing }
+            let created = Task { await body() }
+            task = created
+            return created
+        }
+        await shared.value
     }
 }
