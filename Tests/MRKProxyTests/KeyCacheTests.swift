@@ -40,3 +40,17 @@ import Testing
         #expect(try await cache.value(for: key) { next }.bytes == next.bytes)
     }
 }
+
+@Suite struct KeystoreConnectionTests {
+    @Test("the keystore connection gets connect, keepalive and statement timeouts unless the URL sets them")
+    func timeouts() {
+        let url = SerializedConnection.withTimeouts("postgresql://app@db:5432/app?sslmode=require")
+        #expect(url.hasPrefix("postgresql://app@db:5432/app?sslmode=require&connect_timeout=10&"))
+        #expect(url.contains("keepalives_idle=10") && url.removingPercentEncoding?.contains("options=-c statement_timeout=10000") == true)
+        let conninfo = SerializedConnection.withTimeouts("host=db dbname=app connect_timeout=3")
+        #expect(conninfo.contains("connect_timeout=3") && !conninfo.contains("connect_timeout=10"))
+        #expect(conninfo.contains("options='-c statement_timeout=10000'"))
+        let own = SerializedConnection.withTimeouts("postgresql://db/app?options=-c%20search_path%3Dx")
+        #expect(!own.contains("statement"))
+    }
+}

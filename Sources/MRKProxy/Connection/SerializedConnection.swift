@@ -10,7 +10,26 @@ final class SerializedConnection: @unchecked Sendable {
     private var connection: PostgresConnection?
     private let url: String
 
-    init(url: String) { self.url = url }
+    init(url: String) { self.url = Self.withTimeouts(url) }
+
+    /// The keystore's reads and writes are tiny; a server or network that stops answering must
+    /// turn into an error (and so a retry or the stale window), never a wait without end. Adds
+    /// connect, keepalive and statement timeouts the URL does not set itself.
+    static func withTimeouts(_ url: String) -> String {
+        var settings: [(String, String)] = [
+            ("connect_timeout", "10"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+        ]
+        if !url.contains("options") { settings.append(("options", "-c statement_timeout=10000")) }
+        settings.removeAll { url.contains($0.0) }
+        guard !settings.isEmpty else { return url }
+        if url.contains("://") {
+            let encoded = settings.map { key, value in
+                "\(key)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? value)"
+            }
+            return url + (url.contains("?") ? "&" : "?") + encoded.joined(separator: "&")
+        }
+        return url + " " + settings.map { key, value in value.contains(" ") ? "\(key)='\(value)'" : "\(key)=\(value)" }.joined(separator: " ")
+    }
 
     /// Runs `body` with the connection, (re)connecting first if needed. A connection that failed
     /// at the libpq level is dropped so the next call reconnects.
