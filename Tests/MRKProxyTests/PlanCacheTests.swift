@@ -11,14 +11,7 @@ extension ProxyIntegration {
         func plansAreReusedSafely() async throws {
             let stack = try currentStack()
             let table = uniqueName("plans")
-            try ddl(stack, Proxy.customersTable(table))
-            var config = try proxyConfiguration(stack, tables: Proxy.customersConfig(table))
-            config.keyspace = uniqueName("ks_plans")
-            config.kms.cacheTTL = .milliseconds(50)
-            let keystore = BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
-                                          kmsKeyARN: try config.keyARN(in: "us-east-1"))
-            try await keystore.create(keyspace: config.keyspace)
-            let east = try await EncryptedDatabase.open(configuration: config, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+            let (east, keystore) = try await openEast(stack, table: table) { $0.kms.cacheTTL = .milliseconds(50) }
             let insert = "INSERT INTO \(table) (id, name, ssn) VALUES ($1, $2, $3)"
             let (first, second, literal, later) = (secret("PLAN1"), secret("PLAN2"), secret("PLANLIT"), secret("PLAN3"))
 
@@ -39,7 +32,7 @@ extension ProxyIntegration {
             }
 
             // After a rotation (and the active-version TTL), the cached insert plan seals under v2.
-            #expect(try await keystore.rotate(keyspace: config.keyspace) == 2)
+            #expect(try await keystore.rotate(keyspace: east.configuration.keyspace) == 2)
             try await Task.sleep(for: .milliseconds(120))
             try await withBlockingThread {
                 let conn = box.value
@@ -56,19 +49,14 @@ extension ProxyIntegration {
         func connectionsForgetKeys() async throws {
             let stack = try currentStack()
             let table = uniqueName("expiry")
-            try ddl(stack, Proxy.customersTable(table))
-            var config = try proxyConfiguration(stack, tables: Proxy.customersConfig(table))
-            config.keyspace = uniqueName("ks_expiry")
-            config.kms.cacheTTL = .milliseconds(200)
-            config.kms.staleWindow = .milliseconds(2_000)
-            let keystore = BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
-                                          kmsKeyARN: try config.keyARN(in: "us-east-1"))
-            try await keystore.create(keyspace: config.keyspace)
             let unreachable = AWSKMSClient(configuration: .init(region: "us-east-1", endpoint: URL(string: "http://127.0.0.1:9")!, timeout: 1,
                                                                 maxAttempts: 1, environment: [:]),
                                            credentialsProvider: StaticCredentialsProvider(AWSCredentials(accessKeyId: "test", secretAccessKey: "test")))
             let flaky = FlakyKMS(working: stack.kmsClient(region: "us-east-1"), broken: unreachable)
-            let east = try await EncryptedDatabase.open(configuration: config, region: "us-east-1", kms: flaky)
+            let (east, _) = try await openEast(stack, table: table, kms: flaky) { config in
+                config.kms.cacheTTL = .milliseconds(200)
+                config.kms.staleWindow = .milliseconds(2_000)
+            }
             let ssn = secret("EXPIRY")
             let box = try await withBlockingThread { () throws -> UncheckedBox<EncryptedConnection> in
                 let conn = try east.connect()
@@ -94,15 +82,10 @@ extension ProxyIntegration {
         func nonStandardStringsAreRefused() async throws {
             let stack = try currentStack()
             let table = uniqueName("scs")
-            try ddl(stack, Proxy.customersTable(table))
-            var config = try proxyConfiguration(stack, tables: Proxy.customersConfig(table))
-            config.keyspace = uniqueName("ks_scs")
-            let separator = config.regions["us-east-1"]!.database.contains("?") ? "&" : "?"
-            config.regions["us-east-1"]!.database += separator + "options=-c%20standard_conforming_strings%3Doff"
-            let keystore = BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
-                                          kmsKeyARN: try config.keyARN(in: "us-east-1"))
-            try await keystore.create(keyspace: config.keyspace)
-            let east = try await EncryptedDatabase.open(configuration: config, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+            let (east, _) = try await openEast(stack, table: table) { config in
+                let separator = config.regions["us-east-1"]!.database.contains("?") ? "&" : "?"
+                config.regions["us-east-1"]!.database += separator + "options=-c%20standard_conforming_strings%3Doff"
+            }
             try await withBlockingThread { () throws in
                 let conn = try east.connect()
                 let error = #expect(throws: ProxyError.self) {

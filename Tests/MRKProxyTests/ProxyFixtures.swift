@@ -69,6 +69,21 @@ func openBoth(_ stack: LocalStack, tables: String, keyspace: String = "default")
     return (east, south)
 }
 
+/// Opens MRKProxy in us-east-1 for a fresh `table` (created) in a keyspace of its own, with
+/// `adjust` applied to the configuration first. Returns the database and the keystore.
+func openEast(_ stack: LocalStack, table: String, kms: (any KMSClient)? = nil,
+              adjust: (inout ProxyConfiguration) -> Void = { _ in }) async throws -> (database: EncryptedDatabase, keystore: BranchKeyStore) {
+    try ddl(stack, ProxyIntegration.Proxy.customersTable(table))
+    var config = try proxyConfiguration(stack, tables: ProxyIntegration.Proxy.customersConfig(table))
+    config.keyspace = uniqueName("ks_\(table)")
+    adjust(&config)
+    let keystore = BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
+                                  kmsKeyARN: try config.keyARN(in: "us-east-1"))
+    try await keystore.create(keyspace: config.keyspace)
+    let database = try await EncryptedDatabase.open(configuration: config, region: "us-east-1", kms: kms ?? stack.kmsClient(region: "us-east-1"))
+    return (database, keystore)
+}
+
 /// Runs DDL on the primary's app database and waits for the replica.
 func ddl(_ stack: LocalStack, _ sql: String) throws {
     try PostgresConnection(stack.databaseURL(replica: false)).executeScript(sql)

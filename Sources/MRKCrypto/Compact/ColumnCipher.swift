@@ -94,18 +94,7 @@ public final class ColumnCipher {
     @discardableResult
     public func seal(_ plaintext: UnsafeRawBufferPointer, type: PlaintextType, context: ColumnContext,
                      into output: UnsafeMutableRawBufferPointer) throws -> Int {
-        let total = CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)
-        guard output.count >= total else { throw CryptoError(.invalidLength, "output buffer too small for the sealed value") }
-        writeHeader(type: type, into: output)
-        let header = UnsafeRawBufferPointer(rebasing: output[0..<CompactEnvelope.headerByteCount])
-        try deriveKey(header: header)
-        defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
-        try withAssociatedData(header: header, context, .inContext) { aad in
-            try gcm.sealParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
-                              plaintext: plaintext, aad: aad,
-                              output: UnsafeMutableRawBufferPointer(rebasing: output[CompactEnvelope.headerByteCount..<total]))
-        }
-        return total
+        try seal(plaintext, type: type, context: context, .inContext, into: output)
     }
 
     /// Seals `plaintext` bound to the table and column of `context` and to `rowIdentity` — the same
@@ -115,17 +104,7 @@ public final class ColumnCipher {
                      rowIdentity: UnsafeRawBufferPointer?) throws -> [UInt8] {
         precondition(context.rowIdentity == nil, "pass a context without a row identity; the row identity goes separately")
         return try [UInt8](unsafeUninitializedCapacity: CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)) { buffer, count in
-            let output = UnsafeMutableRawBufferPointer(buffer)
-            count = CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)
-            writeHeader(type: type, into: output)
-            let header = UnsafeRawBufferPointer(rebasing: output[0..<CompactEnvelope.headerByteCount])
-            try deriveKey(header: header)
-            defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
-            try withAssociatedData(header: header, context, .append(rowIdentity)) { aad in
-                try gcm.sealParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
-                                  plaintext: plaintext, aad: aad,
-                                  output: UnsafeMutableRawBufferPointer(rebasing: output[CompactEnvelope.headerByteCount..<count]))
-            }
+            count = try seal(plaintext, type: type, context: context, .append(rowIdentity), into: UnsafeMutableRawBufferPointer(buffer))
         }
     }
 
@@ -136,6 +115,29 @@ public final class ColumnCipher {
     public func open(_ sealed: UnsafeRawBufferPointer, context: ColumnContext, rowIdentity: UnsafeRawBufferPointer?,
                      into output: UnsafeMutableRawBufferPointer) throws -> (type: PlaintextType, count: Int) {
         precondition(context.rowIdentity == nil, "pass a context without a row identity; the row identity goes separately")
+        return try open(sealed, context: context, .append(rowIdentity), into: output)
+    }
+
+    /// The seal both public forms share: header, per-value key, AES-GCM over the associated data.
+    private func seal(_ plaintext: UnsafeRawBufferPointer, type: PlaintextType, context: ColumnContext, _ rowPart: RowPart,
+                      into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        let total = CompactEnvelope.sealedByteCount(plaintextByteCount: plaintext.count)
+        guard output.count >= total else { throw CryptoError(.invalidLength, "output buffer too small for the sealed value") }
+        writeHeader(type: type, into: output)
+        let header = UnsafeRawBufferPointer(rebasing: output[0..<CompactEnvelope.headerByteCount])
+        try deriveKey(header: header)
+        defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
+        try withAssociatedData(header: header, context, rowPart) { aad in
+            try gcm.sealParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
+                              plaintext: plaintext, aad: aad,
+                              output: UnsafeMutableRawBufferPointer(rebasing: output[CompactEnvelope.headerByteCount..<total]))
+        }
+        return total
+    }
+
+    /// The open both public forms share; `output` is zeroed on failure.
+    private func open(_ sealed: UnsafeRawBufferPointer, context: ColumnContext, _ rowPart: RowPart,
+                      into output: UnsafeMutableRawBufferPointer) throws -> (type: PlaintextType, count: Int) {
         let header = try CompactEnvelope.header(raw: sealed)
         guard header.keyID == keyID else {
             throw CryptoError(.keyMismatch, "value sealed under key \(header.keyID), cipher holds key \(keyID)")
@@ -147,7 +149,7 @@ public final class ColumnCipher {
         try deriveKey(header: headerBytes)
         defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
         do {
-            try withAssociatedData(header: headerBytes, context, .append(rowIdentity)) { aad in
+            try withAssociatedData(header: headerBytes, context, rowPart) { aad in
                 try gcm.openParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
                                   ciphertextAndTag: UnsafeRawBufferPointer(rebasing: sealed[CompactEnvelope.headerByteCount...]),
                                   aad: aad, output: out)
@@ -239,27 +241,7 @@ public final class ColumnCipher {
     /// - Returns: the recorded type and the number of plaintext bytes written.
     public func open(_ sealed: UnsafeRawBufferPointer, context: ColumnContext,
                      into output: UnsafeMutableRawBufferPointer) throws -> (type: PlaintextType, count: Int) {
-        let header = try CompactEnvelope.header(raw: sealed)
-        guard header.keyID == keyID else {
-            throw CryptoError(.keyMismatch, "value sealed under key \(header.keyID), cipher holds key \(keyID)")
-        }
-        let plaintextCount = sealed.count - CompactEnvelope.overheadByteCount
-        guard output.count >= plaintextCount else { throw CryptoError(.invalidLength, "output buffer too small for the plaintext") }
-        let out = UnsafeMutableRawBufferPointer(rebasing: output[0..<plaintextCount])
-        let headerBytes = UnsafeRawBufferPointer(rebasing: sealed[0..<CompactEnvelope.headerByteCount])
-        try deriveKey(header: headerBytes)
-        defer { OPENSSL_cleanse(derivedKey.baseAddress, derivedKey.count) }
-        do {
-            try withAssociatedData(header: headerBytes, context, .inContext) { aad in
-                try gcm.openParts(keySize: .aes256, key: UnsafeRawBufferPointer(derivedKey), nonce: UnsafeRawBufferPointer(zeroNonce),
-                                  ciphertextAndTag: UnsafeRawBufferPointer(rebasing: sealed[CompactEnvelope.headerByteCount...]),
-                                  aad: aad, output: out)
-            }
-        } catch {
-            if out.count > 0 { OPENSSL_cleanse(out.baseAddress, out.count) }
-            throw error
-        }
-        return (header.type, plaintextCount)
+        try open(sealed, context: context, .inContext, into: output)
     }
 
     /// Writes the per-value key for `header` (26 bytes) into `derivedKey`.
