@@ -5,6 +5,8 @@ let package = Package(
     name: "MRKProxy",
     platforms: [.macOS(.v14)],
     products: [
+        // What an app links: configuration, SQL interception, the encrypted connection, the
+        // keystore, the crypto formats and the AWS KMS client. No development tooling.
         .library(name: "MRKProxy", targets: ["MRKProxy"]),
         .executable(name: "mrkproxy", targets: ["mrkproxy"]),
     ],
@@ -27,6 +29,8 @@ let package = Package(
             providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
         ),
 
+        // MARK: The library an app links
+
         // Envelope formats (compact column values, AWS Encryption SDK messages) over libcrypto.
         .target(name: "MRKCrypto", dependencies: ["COpenSSL"]),
         // The libpq binding: connections, parameters, results, streaming, COPY, pipelines.
@@ -34,54 +38,75 @@ let package = Package(
             name: "MRKPostgres",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]
         ),
+        // KMS protocol, MRK identity rules, SigV4, credentials, the AWS KMS client.
+        .target(
+            name: "MRKKMS",
+            dependencies: ["MRKCrypto", .product(name: "Logging", package: "swift-log")]
+        ),
+        // SQL tokenizer, parser and the interceptor's analysis and rewrites. Pure Swift.
+        .target(name: "MRKSQL"),
+        // Configuration, the encrypted connection and pool, the keystore, value codecs.
+        .target(
+            name: "MRKProxy",
+            dependencies: [
+                "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKSQL",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+
+        // MARK: Development tools (the CLI and the tests only)
+
         // Throwaway PostgreSQL primary + streaming replica from the installed binaries.
         .target(
             name: "MRKCluster",
             dependencies: ["MRKPostgres", .product(name: "Logging", package: "swift-log")]
         ),
-        // KMS protocol, MRK identity rules, the embedded local KMS, the AWS KMS client.
+        // The embedded multi-Region KMS and its AWS KMS JSON API server.
         .target(
-            name: "MRKKMS",
+            name: "MRKLocalKMS",
             dependencies: [
-                "MRKCrypto", .product(name: "Logging", package: "swift-log"),
+                "MRKCrypto", "MRKKMS", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // What an app links: configuration, SQL interception, the encrypted connection.
+        // The local stack (cluster + KMS), the demo, the benchmarks, the ESDK vector runner.
         .target(
-            name: "MRKProxy",
+            name: "MRKDevTools",
             dependencies: [
-                "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster",
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
             name: "mrkproxy",
             dependencies: [
-                "MRKProxy", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster",
+                "MRKProxy", "MRKDevTools", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKLocalKMS", "MRKPostgres", "MRKCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
-        .testTarget(name: "MRKCryptoTests", dependencies: ["MRKCrypto"]),
+        // MARK: Tests
+
+        .testTarget(name: "MRKCryptoTests", dependencies: ["MRKCrypto", "MRKDevTools"]),
         .testTarget(
             name: "MRKKMSTests",
             dependencies: [
-                "MRKKMS", "MRKCrypto",
+                "MRKKMS", "MRKCrypto", "MRKLocalKMS",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "MRKSQLTests", dependencies: ["MRKSQL"]),
         .testTarget(
             name: "MRKPostgresTests",
             dependencies: ["MRKPostgres", "MRKCluster", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "MRKProxyTests",
-            dependencies: ["MRKProxy", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster"]
+            dependencies: ["MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKDevTools"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MRKDevTools
 import MRKProxy
 
 struct BenchCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MRKDevTools
 import MRKCrypto
 
 /// `mrkproxy bench-crypto [--json]`: crypto-core micro-benchmarks with same-run references.

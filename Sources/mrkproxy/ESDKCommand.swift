@@ -1,5 +1,6 @@
 import ArgumentParser
 import MRKCrypto
+import MRKDevTools
 
 /// `mrkproxy esdk …`: AWS Encryption SDK message-format tools.
 struct ESDKCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MRKLocalKMS
 import Logging
 import MRKKMS
 

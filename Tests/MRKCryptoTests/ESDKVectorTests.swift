@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+@testable import MRKDevTools
+@testable import MRKLocalKMS
 @testable import MRKCrypto
 
 @Suite struct ESDKVectorTests {

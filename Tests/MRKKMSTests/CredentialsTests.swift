@@ -1,5 +1,6 @@
 import Foundation
 @testable import MRKKMS
+@testable import MRKLocalKMS
 import Testing
 
 @Suite("Credentials: environment, shared files, ECS, IMDSv2, chain")

@@ -1,6 +1,7 @@
 import Foundation
 import MRKCrypto
 @testable import MRKKMS
+@testable import MRKLocalKMS
 import Testing
 
 @Suite("Embedded KMS: keys, MRKs, crypto, rotation, policies, state, audit")

@@ -1,5 +1,6 @@
 import Foundation
 @testable import MRKKMS
+@testable import MRKLocalKMS
 import Testing
 
 /// Unmodified AWS clients against `KMSHTTPServer`: boto3 (`endpoint_url`) and the AWS Encryption SDK

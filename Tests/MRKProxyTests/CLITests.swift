@@ -2,6 +2,8 @@ import Foundation
 import MRKPostgres
 @testable import MRKProxy
 import Testing
+@testable import MRKDevTools
+@testable import MRKLocalKMS
 
 /// The CLI end to end: `mrkproxy demo` and `mrkproxy sql` as a user runs them.
 @Suite(.serialized) struct CLITests {

@@ -4,6 +4,8 @@ import MRKKMS
 import MRKPostgres
 @testable import MRKProxy
 import Testing
+@testable import MRKDevTools
+@testable import MRKLocalKMS
 
 extension ProxyIntegration {
     @Suite struct Keystore {

@@ -4,6 +4,8 @@ import MRKKMS
 import MRKPostgres
 @testable import MRKProxy
 import Testing
+@testable import MRKDevTools
+@testable import MRKLocalKMS
 
 /// Plaintexts that tests write only into encrypted columns (or only in refused statements). After
 /// the suite, the no-leak scan looks for every one of them in both servers' data directories (heap

@@ -4,6 +4,8 @@ import MRKKMS
 import MRKPostgres
 @testable import MRKProxy
 import Testing
+@testable import MRKDevTools
+@testable import MRKLocalKMS
 
 /// Gives a suite one local stack (primary + streaming replica with `log_statement = all`, the
 /// embedded KMS served over HTTP with an MRK in us-east-1 replicated to ap-southeast-2, schema

@@ -16,7 +16,7 @@ public struct DecryptedMessage: Sendable {
 /// two-step decrypt that lets a caller look up (and cache) decryption materials by EDK.
 public struct ESDKMessage: Sendable {
     let bytes: [UInt8]
-    let header: MessageHeader
+    package let header: MessageHeader
 
     /// The suite named in the header.
     public var algorithmSuite: AlgorithmSuite { header.suite }
@@ -240,7 +240,7 @@ public struct ESDKClient: Sendable {
         return try await keyring.onDecrypt(request, encryptedDataKeys: message.header.encryptedDataKeys)
     }
 
-    static func decryptionRequest(for header: MessageHeader, reproduced: [String: String]) throws -> DecryptionMaterials {
+    package static func decryptionRequest(for header: MessageHeader, reproduced: [String: String]) throws -> DecryptionMaterials {
         let suite = header.suite
         var context = header.storedEncryptionContext
         var required = Set<String>()

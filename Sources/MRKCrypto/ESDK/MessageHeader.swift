@@ -5,7 +5,7 @@ enum ContentType: UInt8, Sendable {
 }
 
 /// A parsed message header (data-format/message-header.md), versions 1.0 and 2.0.
-struct MessageHeader: Sendable {
+package struct MessageHeader: Sendable {
     var version: UInt8
     var suite: AlgorithmSuite
     var messageID: [UInt8]

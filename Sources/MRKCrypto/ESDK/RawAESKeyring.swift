@@ -35,7 +35,7 @@ public struct RawAESKeyring: Keyring {
     }
 
     /// Synchronous `onEncrypt`.
-    func wrap(_ materials: EncryptionMaterials) throws -> EncryptionMaterials {
+    package func wrap(_ materials: EncryptionMaterials) throws -> EncryptionMaterials {
         var result = materials
         let dataKey = materials.plaintextDataKey ?? SecretBytes(randomCount: materials.algorithmSuite.dataKeyByteCount)
         let aad = try EncryptionContextCodec.serialize(materials.encryptionContext)

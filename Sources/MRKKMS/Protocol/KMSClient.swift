@@ -35,7 +35,7 @@ public struct DataKeySpec: RawRepresentable, Hashable, Sendable {
     /// A 128-bit key.
     public static let aes128 = DataKeySpec(rawValue: "AES_128")
 
-    var byteCount: Int? {
+    package var byteCount: Int? {
         switch rawValue { case "AES_256": 32; case "AES_128": 16; default: nil }
     }
 }

@@ -85,7 +85,7 @@ public struct KMSError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The HTTP status AWS KMS uses for this error name.
-    var defaultHTTPStatus: Int {
+    package var defaultHTTPStatus: Int {
         switch code {
         case .internalError: 500
         case .dependencyTimeout: 503

@@ -5,18 +5,18 @@ import MRKCrypto
 ///
 /// Validated against the AWS SigV4 test suite (botocore's copy). Paths are normalized (dot segments,
 /// repeated slashes) and URI-encoded once, as for every service but S3.
-enum SigV4 {
+package enum SigV4 {
     static let algorithm = "AWS4-HMAC-SHA256"
 
     /// A request as signed: raw (not yet encoded) path, raw query, headers in order, payload hash.
-    struct Request {
+    package struct Request {
         var method: String
         var path: String
         var query: String
         var headers: [(name: String, value: String)]
         var payloadSHA256: String
 
-        init(method: String, path: String, query: String = "", headers: [(name: String, value: String)], body: [UInt8]) {
+        package init(method: String, path: String, query: String = "", headers: [(name: String, value: String)], body: [UInt8]) {
             self.method = method
             self.path = path
             self.query = query
@@ -31,18 +31,18 @@ enum SigV4 {
     }
 
     /// The parsed `Authorization` header.
-    struct Authorization {
-        var accessKeyId: String
-        var dateStamp: String
-        var region: String
-        var service: String
-        var signedHeaders: [String]
-        var signature: String
+    package struct Authorization {
+        package var accessKeyId: String
+        package var dateStamp: String
+        package var region: String
+        package var service: String
+        package var signedHeaders: [String]
+        package var signature: String
 
         var scope: String { "\(dateStamp)/\(region)/\(service)/aws4_request" }
 
         /// Parses `AWS4-HMAC-SHA256 Credential=AK/date/region/service/aws4_request, SignedHeaders=…, Signature=…`.
-        init?(header: String) {
+        package init?(header: String) {
             guard header.hasPrefix(SigV4.algorithm + " ") else { return nil }
             var fields: [String: String] = [:]
             for part in header.dropFirst(SigV4.algorithm.count + 1).split(separator: ",") {
@@ -159,14 +159,14 @@ enum SigV4 {
         hex(HMAC.sha256(key: signingKey, data: Array(stringToSign.utf8)))
     }
 
-    static func amzDate(_ date: Date) -> String {
+    package static func amzDate(_ date: Date) -> String {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
         return String(format: "%04d%02d%02dT%02d%02d%02dZ", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
     }
 
-    static func parseAmzDate(_ string: String) -> Date? {
+    package static func parseAmzDate(_ string: String) -> Date? {
         guard string.count == 16 else { return nil }
         let s = Array(string.utf8)
         func num(_ r: Range<Int>) -> Int? { Int(String(decoding: s[r], as: UTF8.self)) }
@@ -213,7 +213,7 @@ enum SigV4 {
     }
 
     /// Recomputes the signature of a received request from its `Authorization` header.
-    static func expectedSignature(_ request: Request, authorization: Authorization, amzDate: String, secret: SecretBytes) -> String {
+    package static func expectedSignature(_ request: Request, authorization: Authorization, amzDate: String, secret: SecretBytes) -> String {
         let (canonical, _) = canonicalRequest(request, signedHeaders: authorization.signedHeaders)
         let sts = stringToSign(amzDate: amzDate, scope: authorization.scope, canonicalRequest: canonical)
         let key = signingKey(secret: secret, dateStamp: authorization.dateStamp, region: authorization.region,

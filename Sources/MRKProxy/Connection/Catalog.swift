@@ -1,3 +1,4 @@
+import MRKSQL
 import Foundation
 import MRKPostgres
 

@@ -1,3 +1,4 @@
+import MRKSQL
 import Foundation
 import Logging
 import MRKCrypto
@@ -296,7 +297,7 @@ public final class EncryptedConnection {
         }
     }
 
-    func planned(_ sql: String, _ parameterCount: Int) throws -> StatementPlan {
+    package func planned(_ sql: String, _ parameterCount: Int) throws -> StatementPlan {
         try requireStandardStrings()
         let plan: StatementPlan
         do {
@@ -314,13 +315,13 @@ public final class EncryptedConnection {
                    + "\(database.configuration.primaryRegion)")
     }
 
-    func bind(_ plan: StatementPlan, _ values: [SQLValue]) throws -> [PostgresParameter] {
+    package func bind(_ plan: StatementPlan, _ values: [SQLValue]) throws -> [PostgresParameter] {
         try bind(Binder(plan: plan), values)
     }
 
     /// Binds `values` with the per-parameter state `binder` holds (ciphers, blind indexers and
     /// names resolved once per plan, so a batch pays for the lookups once, not per row).
-    func bind(_ binder: Binder, _ values: [SQLValue]) throws -> [PostgresParameter] {
+    package func bind(_ binder: Binder, _ values: [SQLValue]) throws -> [PostgresParameter] {
         let version = try currentActiveVersion()
         if binder.steps == nil || binder.version != version || binder.keyGeneration != keyGeneration {
             try prepareSteps(binder, version: version)
@@ -353,7 +354,7 @@ public final class EncryptedConnection {
     }
 
     /// How to bind a plan's parameters, resolved once per plan and active key version.
-    final class Binder {
+    package final class Binder {
         enum Step {
             case passthrough(ValueSource)
             case seal(ValueSource, identity: ValueSource?, Sealer)
@@ -363,7 +364,7 @@ public final class EncryptedConnection {
         var steps: [Step]?
         var version: UInt32?
         var keyGeneration: UInt64?
-        init(plan: StatementPlan) { self.plan = plan }
+        package init(plan: StatementPlan) { self.plan = plan }
     }
 
     /// Everything needed to seal values of one column under one key version, computed once.

@@ -1,3 +1,4 @@
+import MRKSQL
 import Foundation
 
 /// The async API: a small pool of `EncryptedConnection`s. Each call borrows a connection and

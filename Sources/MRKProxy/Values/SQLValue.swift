@@ -1,3 +1,4 @@
+import MRKSQL
 import Foundation
 import MRKPostgres
 
@@ -61,7 +62,7 @@ extension SQLValue: CustomStringConvertible {
     }
 
     /// Reads a text-format result value of type `oid`.
-    init(postgresText text: String, oid: PostgresOID) {
+    package init(postgresText text: String, oid: PostgresOID) {
         switch oid {
         case .int2, .int4, .int8, .oid: self = Int(text).map(SQLValue.int) ?? .text(text)
         case .float4, .float8: self = Double(text).map(SQLValue.double) ?? .text(text)
@@ -80,11 +81,11 @@ extension SQLValue: CustomStringConvertible {
 }
 
 /// Date and timestamp text forms, in UTC.
-enum PostgresTime {
+package enum PostgresTime {
     static let utc = TimeZone(identifier: "UTC")!
 
     /// `YYYY-MM-DD`.
-    static func dateText(_ date: Date) -> String {
+    package static func dateText(_ date: Date) -> String {
         let (y, m, d) = civil(fromDays: Int((date.timeIntervalSince1970 / 86_400).rounded(.down)))
         return String(format: "%04d-%02d-%02d", y, m, d)
     }
