@@ -100,13 +100,19 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MRKSQLTests", dependencies: ["MRKSQL"]),
-        .testTarget(
-            name: "MRKPostgresTests",
-            dependencies: ["MRKPostgres", "MRKCluster", .product(name: "Yams", package: "Yams")]
-        ),
+        // Unit tests of the library: configuration, values, key cache — no database.
         .testTarget(
             name: "MRKProxyTests",
-            dependencies: ["MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKDevTools"]
+            dependencies: ["MRKProxy", "MRKSQL", "MRKCrypto", "MRKPostgres", .product(name: "Yams", package: "Yams")]
+        ),
+        // Against real servers: a PostgreSQL primary + streaming replica started from the installed
+        // binaries, the local KMS over HTTP, the CLI.
+        .testTarget(
+            name: "MRKIntegrationTests",
+            dependencies: [
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKDevTools",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,9 @@
 internal import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 
 /// A connection to PostgreSQL through libpq.
@@ -14,8 +19,21 @@ public final class PostgresConnection {
     /// Connects with a `postgresql://` URL or a libpq `key=value` conninfo string.
     ///
     /// - Throws: `PostgresError` with code `.connectionFailed` and libpq's message.
-    public init(_ conninfo: String, logger: Logger = Logger(label: "mrkproxy.postgres", factory: { _ in SwiftLogNoOpLogHandler() })) throws {
-        guard let conn = PQconnectdb(conninfo) else {
+    ///
+    /// - Parameters:
+    ///   - overrides: connection parameters that win over the ones in `conninfo` (for example
+    ///     `client_encoding`), as libpq's keyword/value form.
+    public init(_ conninfo: String, overrides: [String: String] = [:],
+                logger: Logger = Logger(label: "mrkproxy.postgres", factory: { _ in SwiftLogNoOpLogHandler() })) throws {
+        let keywords = ["dbname"] + overrides.keys.sorted()
+        let values = [conninfo] + overrides.keys.sorted().map { overrides[$0]! }
+        let connection: OpaquePointer? = withCStrings(keywords) { keywordPointers in
+            withCStrings(values) { valuePointers in
+                // expand_dbname = 1: `conninfo` is expanded first, later keywords override it.
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let conn = connection else {
             throw PostgresError(.connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(conn) == CONNECTION_OK else {
@@ -38,6 +56,10 @@ public final class PostgresConnection {
     }
 
     // MARK: Connection facts
+
+    /// What MRKProxy's connections ask of every session: text exchanged as UTF-8, which its SQL
+    /// tokenizer assumes (checked again before every statement, as the server may change it).
+    public static let libraryParameters = ["client_encoding": "UTF8"]
 
     /// The server's version number, e.g. 150004 for 15.4.
     public var serverVersion: Int { Int(PQserverVersion(handle)) }
@@ -188,6 +210,14 @@ extension PostgresError {
         self.init(sqlState == nil ? .client : .server, message: message, sqlState: sqlState,
                   detail: field("D"), hint: field("H"))
     }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings.
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let duplicates = strings.map { strdup($0) }
+    defer { duplicates.forEach { free($0) } }
+    let pointers = duplicates.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
 /// libpq's last error message on `conn`, trimmed.

@@ -6,50 +6,50 @@
 /// are supported on search: equality columns)`.
 package struct InterceptionError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of refusal; extensible.
-    struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
-        init(_ name: String) { self.name = name }
-        var description: String { name }
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
+        package let name: String
+        private init(_ name: String) { self.name = name }
+        package var description: String { name }
 
         /// The construct cannot be kept correct over an encrypted column (LIKE, ordering, range
         /// comparison, functions, comparison with a column or expression…).
-        static let unsupportedConstruct = Code("unsupportedConstruct")
+        package static let unsupportedConstruct = Code("unsupportedConstruct")
         /// More than one statement in one string that mentions a configured table.
-        static let multipleStatements = Code("multipleStatements")
+        package static let multipleStatements = Code("multipleStatements")
         /// The statement mentions a configured table but could not be parsed completely.
-        static let unparseable = Code("unparseable")
+        package static let unparseable = Code("unparseable")
         /// An encrypted value must be bound to its row, but the row identity value is unknown.
-        static let rowIdentityUnknown = Code("rowIdentityUnknown")
+        package static let rowIdentityUnknown = Code("rowIdentityUnknown")
         /// The statement changes the row identity column, which would orphan bound ciphertexts.
-        static let rowIdentityChange = Code("rowIdentityChange")
+        package static let rowIdentityChange = Code("rowIdentityChange")
         /// A comparison on an encrypted column that is not `search: equality`.
-        static let notSearchable = Code("notSearchable")
+        package static let notSearchable = Code("notSearchable")
         /// `INSERT … SELECT` (or `SET col = <column, subquery>`) would write an encrypted column from
         /// something that is not a value, or copy ciphertext.
-        static let insertSelect = Code("insertSelect")
+        package static let insertSelect = Code("insertSelect")
         /// The statement writes a blind index column directly.
-        static let blindIndexWrite = Code("blindIndexWrite")
+        package static let blindIndexWrite = Code("blindIndexWrite")
         /// A write filters on a truncated blind index and could touch false-positive rows.
-        static let truncatedIndexWrite = Code("truncatedIndexWrite")
+        package static let truncatedIndexWrite = Code("truncatedIndexWrite")
         /// An unqualified column name could be an encrypted column of an outer query or of another
         /// relation; qualify it.
-        static let ambiguousColumn = Code("ambiguousColumn")
+        package static let ambiguousColumn = Code("ambiguousColumn")
         /// The statement uses `$n` beyond the values supplied.
-        static let parameterCount = Code("parameterCount")
+        package static let parameterCount = Code("parameterCount")
         /// COPY to or from a configured table.
-        static let copy = Code("copy")
+        package static let copy = Code("copy")
     }
 
-    let code: Code
+    package let code: Code
     /// The configured table concerned, if known.
-    let table: QualifiedName?
+    package let table: QualifiedName?
     /// The encrypted column concerned, if any.
-    let column: String?
+    package let column: String?
     /// The construct refused, e.g. `LIKE`, `function lower()`, `ORDER BY` (fixed text and
     /// identifiers only, never values).
-    let construct: String
+    package let construct: String
     /// Why, or what to do instead (fixed text).
-    let reason: String
+    package let reason: String
 
     init(_ code: Code, table: QualifiedName? = nil, column: String? = nil, construct: String, reason: String) {
         self.code = code
@@ -63,13 +63,16 @@ package struct InterceptionError: Error, Sendable, Hashable, CustomStringConvert
         self.init(code, table: column.table, column: column.name, construct: construct, reason: reason)
     }
 
-    package var description: String {
+    package var description: String { "refused: " + summary }
+
+    /// The description without its `refused: ` prefix.
+    package var summary: String {
         if let table, let column {
-            return "refused: \(construct) on encrypted column \(table).\(SQLIdentifier.quoted(column)) (\(reason))"
+            return "\(construct) on encrypted column \(table).\(SQLIdentifier.quoted(column)) (\(reason))"
         }
         if let table {
-            return "refused: \(construct) mentioning configured table \(table) (\(reason))"
+            return "\(construct) mentioning configured table \(table) (\(reason))"
         }
-        return "refused: \(construct) (\(reason))"
+        return "\(construct) (\(reason))"
     }
 }

@@ -341,7 +341,7 @@ extension SQLAnalyzer {
             index = existing
         } else {
             index = hiddenColumns.count
-            appendHiddenColumn(text)
+            appendHiddenColumn(text, ResultColumn(name: column.name, origin: resolved.origin))
         }
         recordPostFilter(PostFilter(column: column, hiddenColumn: index, acceptedValues: values))
     }

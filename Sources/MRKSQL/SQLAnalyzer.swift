@@ -27,6 +27,13 @@ final class SQLAnalyzer {
     private(set) var touchesEncrypted = false
     private(set) var postFilters: [PostFilter] = []
     private(set) var hiddenColumns: [String] = []
+    /// Where each hidden column's values come from (parallel to `hiddenColumns`).
+    private(set) var hiddenOrigins: [ResultColumn] = []
+    /// Instances of configured tables numbered so far (see `SQLRangeEntry.instance`).
+    private var nextTableInstance = 0
+    /// Unqualified names of configured tables, to be sent schema-qualified when the statement
+    /// touches an encrypted column (see `finish`).
+    private var qualifications: [SQLEdit] = []
     /// Where hidden columns go (byte offset) and whether the select list is empty.
     private var hiddenColumnInsertion: (offset: Int, emptyList: Bool)?
     private var cteFrames: [[String: SQLRelationShape]] = []
@@ -78,6 +85,7 @@ final class SQLAnalyzer {
 
     func markTouched() { touchesEncrypted = true }
 
+
     /// Analyzes a subquery that is part of an expression.
     func analyzeExpressionSubquery(_ query: SQLQuery, _ parent: SQLScope) throws(InterceptionError) -> SQLRelationShape {
         expressionSubqueryDepth += 1
@@ -105,12 +113,25 @@ final class SQLAnalyzer {
         }
     }
 
-    func appendHiddenColumn(_ text: String) { hiddenColumns.append(text) }
+    func appendHiddenColumn(_ text: String, _ column: ResultColumn) {
+        hiddenColumns.append(text)
+        hiddenOrigins.append(column)
+    }
 
     func recordPostFilter(_ filter: PostFilter) { postFilters.append(filter) }
 
-    /// Appends the hidden trailing columns to the select list; call once after analysis.
+    /// Qualifies configured table names and appends the hidden trailing columns to the select
+    /// list; call once after analysis.
+    ///
+    /// A statement that touches an encrypted column sends every configured table it names
+    /// schema-qualified, so that the session's search_path (which the database controls) cannot
+    /// resolve it to another relation. Others pass through as written: nothing in them is trusted.
     func finish() {
+        if touchesEncrypted {
+            for edit in qualifications {
+                edits.append(SQLEdit(range: edit.range, pieces: edit.pieces, sequence: edits.count))
+            }
+        }
         guard !hiddenColumns.isEmpty, let insertion = hiddenColumnInsertion else { return }
         let list = hiddenColumns.joined(separator: ", ")
         insert(at: insertion.offset, [.text(insertion.emptyList ? " " + list : ", " + list)])
@@ -249,7 +270,10 @@ final class SQLAnalyzer {
             for (rowIndex, row) in rows.enumerated() {
                 for item in row.items {
                     try walk(item, SQLExprContext(scope: scope), construct: "VALUES")
-                    if rowIndex == 0 { shape.columns.append(SQLOutputColumn(name: nil, encrypted: nil)) }
+                    if rowIndex == 0 {
+                        shape.columns.append(SQLOutputColumn(name: nil, encrypted: nil))
+                        shape.segments.append(.column(ResultColumn(name: nil, origin: .other)))
+                    }
                 }
             }
             return shape
@@ -268,7 +292,14 @@ final class SQLAnalyzer {
                     "the result of a set operation loses the column's origin, so it could not be decrypted, "
                         + "and duplicate elimination does not work on ciphertext")
             }
-            return SQLRelationShape(columns: leftShape.columns, complete: leftShape.complete && rightShape.complete)
+            // The columns lose their origin (and are never encrypted here).
+            var shape = SQLRelationShape(complete: leftShape.complete && rightShape.complete)
+            shape.columns = leftShape.columns.map { SQLOutputColumn(name: $0.name, encrypted: nil) }
+            shape.segments = leftShape.segments.map { segment in
+                if case .column(let column) = segment { return .column(ResultColumn(name: column.name, origin: .other)) }
+                return .plainStar
+            }
+            return shape
         case .nested(let query):
             return try analyzeQuery(query, parent: parent, outermost: false)
         }
@@ -419,18 +450,22 @@ final class SQLAnalyzer {
         case .column(let parts):
             let resolved = try resolve(parts, scope: scope, range: inner.range)
             let name = target.alias ?? parts.last
+            let origin = resolved.origin
             if let column = resolved.encrypted {
                 markTouched()
                 recordOutput(column)
-                shape.columns.append(SQLOutputColumn(name: name, encrypted: column))
+                shape.columns.append(SQLOutputColumn(name: name, encrypted: column, origin: origin))
             } else {
-                shape.columns.append(SQLOutputColumn(name: name, encrypted: nil))
+                shape.columns.append(SQLOutputColumn(name: name, encrypted: nil, origin: origin))
             }
+            shape.segments.append(.column(ResultColumn(name: name, origin: origin)))
         default:
             try walk(target.expression, SQLExprContext(scope: scope), construct: construct)
             var name = target.alias
             if name == nil, case .function(let call) = inner.kind { name = call.lastName }
             shape.columns.append(SQLOutputColumn(name: name, encrypted: nil))
+            // Only an alias fixes the output name; PostgreSQL derives the others.
+            shape.segments.append(.column(ResultColumn(name: target.alias, origin: .other)))
         }
     }
 
@@ -445,6 +480,7 @@ final class SQLAnalyzer {
             let resolved = try resolve(qualifier, scope: scope, range: nil)
             if let column = resolved.encrypted { throw refuse(column, "field selection (.*)") }
             shape.complete = false
+            shape.segments.append(.plainStar)
             return
         }
         for entry in entries {
@@ -454,17 +490,23 @@ final class SQLAnalyzer {
                     markTouched()
                     for column in table.columns.values.sorted(by: { $0.name < $1.name }) {
                         recordOutput(column)
-                        shape.columns.append(SQLOutputColumn(name: column.name, encrypted: column))
+                        shape.columns.append(SQLOutputColumn(name: column.name, encrypted: column,
+                                                             origin: .encrypted(column, instance: entry.instance)))
                     }
+                    shape.segments.append(.tableStar(table, instance: entry.instance))
+                } else {
+                    shape.segments.append(.plainStar)
                 }
                 shape.complete = false
             case .derived(let derived):
                 if derived.containsEncrypted { markTouched() }
                 for column in derived.columns { if let encrypted = column.encrypted { recordOutput(encrypted) } }
                 shape.columns += derived.columns
+                shape.segments += derived.segments
                 shape.complete = shape.complete && derived.complete
             case .opaque:
                 shape.complete = false
+                shape.segments.append(.plainStar)
             }
         }
     }
@@ -511,9 +553,21 @@ final class SQLAnalyzer {
             throw refuse(column, "column alias list on a configured table",
                 "renaming columns by position hides which column is encrypted; alias columns in the select list")
         }
+        var instance = 0
+        if let configured {
+            nextTableInstance += 1
+            instance = nextTableInstance
+            // Send the name schema-qualified, so that the session's search_path (which the
+            // database controls) cannot resolve it to another relation.
+            if ref.nameParts.count == 1, !ref.range.isEmpty {
+                qualifications.append(SQLEdit(range: byteRange(ref.range),
+                                              pieces: [.text("\(SQLIdentifier.quoted(configured.name.schema)).\(SQLIdentifier.quoted(configured.name.name))")],
+                                              sequence: 0))
+            }
+        }
         return SQLRangeEntry(
             name: visibleName, source: .table(schema.qualifiedName(for: ref.nameParts), configured),
-            aliased: ref.alias != nil)
+            aliased: ref.alias != nil, instance: instance)
     }
 
     func applyColumnAliases(_ aliases: [String], to shape: SQLRelationShape) throws(InterceptionError)
@@ -526,6 +580,16 @@ final class SQLAnalyzer {
         }
         var renamed = shape
         for index in 0..<min(aliases.count, renamed.columns.count) { renamed.columns[index].name = aliases[index] }
+        // The layout is renamed by position too while it is known column by column.
+        var position = 0
+        for (index, segment) in renamed.segments.enumerated() {
+            guard case .column(var column) = segment else { break }
+            if position < aliases.count {
+                column.name = aliases[position]
+                renamed.segments[index] = .column(column)
+            }
+            position += 1
+        }
         return renamed
     }
 
@@ -590,7 +654,7 @@ final class SQLAnalyzer {
             return try resolveUnqualified(parts[0], scope: scope)
         case 2:
             if let (entry, _) = scope.entry(named: parts[0]) {
-                return resolved(entry.match(parts[1]), entry: entry, qualifier: SQLIdentifier.quoted(parts[0]))
+                return resolved(entry.match(parts[1]), entry: entry, column: parts[1], qualifier: SQLIdentifier.quoted(parts[0]))
             }
             let base = try resolveUnqualified(parts[0], scope: scope)
             if let column = base.encrypted { throw refuse(column, "field selection") }
@@ -602,7 +666,7 @@ final class SQLAnalyzer {
             while let level = current {
                 if let entry = level.entries.first(where: { !$0.aliased && $0.tableName == tableName }) {
                     return resolved(
-                        entry.match(parts[parts.count - 1]), entry: entry,
+                        entry.match(parts[parts.count - 1]), entry: entry, column: parts[parts.count - 1],
                         qualifier: "\(SQLIdentifier.quoted(tableName.schema)).\(SQLIdentifier.quoted(tableName.name))")
                 }
                 current = level.parent
@@ -619,16 +683,16 @@ final class SQLAnalyzer {
         }
     }
 
-    private func resolved(_ match: SQLRangeEntry.Match, entry: SQLRangeEntry, qualifier: String?) -> SQLResolvedColumn {
+    private func resolved(_ match: SQLRangeEntry.Match, entry: SQLRangeEntry, column: String, qualifier: String?) -> SQLResolvedColumn {
         var viaDerived = false
         if case .derived = entry.source { viaDerived = true }
         switch match {
-        case .encrypted(let column):
-            return SQLResolvedColumn(kind: .encrypted(column), entry: entry, viaDerived: viaDerived, qualifier: qualifier)
-        case .blindIndex(let column):
-            return SQLResolvedColumn(kind: .blindIndex(column), entry: entry, viaDerived: viaDerived, qualifier: qualifier)
+        case .encrypted(let encrypted):
+            return SQLResolvedColumn(kind: .encrypted(encrypted), entry: entry, viaDerived: viaDerived, columnName: column, qualifier: qualifier)
+        case .blindIndex(let encrypted):
+            return SQLResolvedColumn(kind: .blindIndex(encrypted), entry: entry, viaDerived: viaDerived, columnName: column, qualifier: qualifier)
         case .plain, .none:
-            return SQLResolvedColumn(kind: .plain, entry: entry, viaDerived: viaDerived, qualifier: qualifier)
+            return SQLResolvedColumn(kind: .plain, entry: entry, viaDerived: viaDerived, columnName: column, qualifier: qualifier)
         }
     }
 
@@ -668,7 +732,7 @@ final class SQLAnalyzer {
                         }
                     }
                 }
-                return resolved(match, entry: entry, qualifier: qualifier)
+                return resolved(match, entry: entry, column: name, qualifier: qualifier)
             }
             // A whole-row reference to a configured table (`SELECT c FROM customers c`).
             if let entry = level.entries.first(where: { $0.name == name }), let column = entry.firstEncrypted {
@@ -679,6 +743,20 @@ final class SQLAnalyzer {
                     throw refuse(column, "unqualified column reference in a subquery",
                         "the name could be a column of the subquery's own tables or the outer encrypted column; qualify it",
                         code: .ambiguousColumn)
+                }
+                // A configured table's row identity: that table has the column, so PostgreSQL resolves
+                // the name to it (or reports it ambiguous). Its origin pairs values with their rows.
+                let owners = level.entries.filter { entry in
+                    switch entry.source {
+                    case .table(_, let table?): return table.rowIdentity == name
+                    case .derived(let shape):
+                        guard case .tableColumn(let table, _, _)? = shape.unlistedOrigin(name) else { return false }
+                        return schema.tables[table]?.rowIdentity == name
+                    default: return false
+                    }
+                }
+                if owners.count == 1 {
+                    return resolved(.plain, entry: owners[0], column: name, qualifier: owners[0].name.map(SQLIdentifier.quoted))
                 }
                 // `(c).ssn` or `ssn(c)` inside a subquery over tables we do not know: `c` may be an
                 // outer configured table's whole row.

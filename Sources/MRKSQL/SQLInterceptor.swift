@@ -93,24 +93,71 @@ package struct SQLInterceptor: Sendable {
         }
 
         let analyzer = SQLAnalyzer(schema: schema, tokens: tokens, parameterCount: parameterCount, statementWrites: isWrite)
-        try analyzer.analyzeStatement(statement, parent: nil, outermost: true)
+        let shape = try analyzer.analyzeStatement(statement, parent: nil, outermost: true)
         try analyzer.checkRowIdentityInstances()
         analyzer.finish()
+        if !analyzer.postFilters.isEmpty { try refuseCallsUnderPostFilter(tokens, range, analyzer.postFilters[0].column) }
+        // What the result holds: EXPLAIN returns its plan as text; otherwise the statement's
+        // columns, then the hidden ones the rewrite appended for post-filters.
+        var result = ResultShape(segments: [.plainStar])
+        if case .explain = statement {} else {
+            result = ResultShape(segments: shape.segments + analyzer.hiddenOrigins.map { .column($0) })
+        }
         guard !analyzer.edits.isEmpty else {
             var plan = passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
             plan.touchesEncryptedColumns = analyzer.touchesEncrypted
+            plan.result = result
             return plan
         }
         let (text, parameters) = try assemble(sql, tokens: tokens, range: range, edits: analyzer.edits, firstTable: firstTable)
         return StatementPlan(
-            sql: text, parameters: parameters, kind: kind, touchesEncryptedColumns: true, isWrite: isWrite,
-            postFilters: analyzer.postFilters, hiddenTrailingColumns: analyzer.hiddenColumns.count)
+            sql: text, parameters: parameters, kind: kind, touchesEncryptedColumns: analyzer.touchesEncrypted, isWrite: isWrite,
+            postFilters: analyzer.postFilters, hiddenTrailingColumns: analyzer.hiddenColumns.count, result: result)
+    }
+
+    /// Words that may stand before `(` in a statement whose rows are filtered after decryption:
+    /// SQL syntax, type names with modifiers, and built-in functions without side effects.
+    /// Anything else (a user function, `nextval`, `pg_advisory_lock`…) could act on the rows a
+    /// truncated blind index matched only by chance, before they are dropped.
+    static let callsAllowedUnderPostFilter: Set<String> = [
+        // syntax
+        "in", "exists", "values", "any", "some", "all", "cast", "row", "array", "select", "from", "where", "and", "or", "not",
+        "on", "using", "as", "over", "filter", "within", "lateral", "is", "then", "else", "when", "case", "distinct", "by",
+        // types with modifiers
+        "numeric", "decimal", "varchar", "char", "character", "varying", "bit", "varbit", "timestamp", "timestamptz", "time",
+        "timetz", "interval", "float",
+        // built-ins without side effects
+        "coalesce", "nullif", "greatest", "least", "extract", "position", "substring", "substr", "overlay", "trim", "btrim",
+        "ltrim", "rtrim", "lower", "upper", "initcap", "length", "char_length", "character_length", "octet_length",
+        "bit_length", "abs", "round", "trunc", "ceil", "ceiling", "floor", "sign", "mod", "power", "sqrt", "concat",
+        "concat_ws", "left", "right", "lpad", "rpad", "replace", "split_part", "strpos", "reverse", "repeat", "format",
+        "to_char", "to_date", "to_timestamp", "to_number", "date_trunc", "date_part", "age", "make_date", "make_time",
+        "make_timestamp", "make_timestamptz", "make_interval", "now", "md5", "encode", "decode", "jsonb_build_object",
+        "json_build_object", "jsonb_build_array", "json_build_array", "jsonb_extract_path", "jsonb_extract_path_text",
+        "json_extract_path", "json_extract_path_text", "jsonb_array_length", "json_array_length", "jsonb_typeof",
+        "json_typeof", "array_length", "array_position", "cardinality", "string_to_array", "array_to_string",
+    ]
+
+    /// A statement whose rows are filtered after decryption (a truncated blind index) runs its
+    /// function calls on every candidate row, including the false positives it later drops: refuse
+    /// calls that could have side effects.
+    private func refuseCallsUnderPostFilter(_ tokens: [SQLToken], _ range: Range<Int>, _ column: EncryptedColumn) throws(InterceptionError) {
+        for index in range.dropLast() where tokens[index].isName && tokens[index + 1].isPunctuation("(") {
+            let name = tokens[index].text.lowercased()
+            // A qualified call (`s.f(`) is judged by its last part; `pg_catalog.lower(` is fine.
+            guard !Self.callsAllowedUnderPostFilter.contains(name) || tokens[index].kind == .quotedIdentifier else { continue }
+            throw InterceptionError(
+                .unsupportedConstruct, column: column, construct: "call of \(SQLIdentifier.quoted(name))() in a statement filtered on a truncated blind index",
+                reason: "the statement also runs on rows that match the truncated index only by chance, which MRKProxy drops after decryption; "
+                    + "a function with side effects would act on them. Call only built-in functions without side effects, or use a 256-bit index")
+        }
     }
 
     private func passThrough(_ sql: String, parameterCount: Int, kind: StatementKind, isWrite: Bool) -> StatementPlan {
         StatementPlan(
             sql: sql, parameters: (0..<max(parameterCount, 0)).map { .passthrough(.parameter($0)) }, kind: kind,
-            touchesEncryptedColumns: false, isWrite: isWrite, postFilters: [], hiddenTrailingColumns: 0)
+            touchesEncryptedColumns: false, isWrite: isWrite, postFilters: [], hiddenTrailingColumns: 0,
+            result: ResultShape(segments: [.plainStar]))
     }
 
     // MARK: - Statements and tables

@@ -3,17 +3,38 @@ struct SQLOutputColumn {
     var name: String?
     /// The encrypted column it passes through unchanged, if any.
     var encrypted: EncryptedColumn?
+    /// Where its values come from.
+    var origin: ResultOrigin = .other
 }
 
 /// What is known of the columns a query or RETURNING list produces.
 struct SQLRelationShape {
+    /// The columns known by name (for resolving references; after a `*` positions are unknown).
     var columns: [SQLOutputColumn] = []
     /// False when a `*` over a table (whose plain columns are unknown) contributed: names not
     /// listed may exist, and positions after the `*` are unknown.
     var complete = true
+    /// The result's layout, `*` included: what a reader verifies the server's columns against.
+    var segments: [ResultSegment] = []
 
     var firstEncrypted: EncryptedColumn? { columns.lazy.compactMap(\.encrypted).first }
     var containsEncrypted: Bool { firstEncrypted != nil }
+
+    /// The origin of a column named `name` that is not listed: a plain column of the configured
+    /// table whose `*` the shape holds, when there is exactly one such `*` (nil otherwise).
+    func unlistedOrigin(_ name: String) -> ResultOrigin? {
+        var found: ResultOrigin?
+        for segment in segments {
+            switch segment {
+            case .tableStar(let table, let instance):
+                guard found == nil else { return nil }
+                found = .tableColumn(table.name, column: name, instance: instance)
+            case .plainStar: return nil
+            case .column: continue
+            }
+        }
+        return found
+    }
 }
 
 /// One FROM-clause entry visible to column references.
@@ -32,11 +53,28 @@ final class SQLRangeEntry {
     let name: String?
     let source: Source
     let aliased: Bool
+    /// For a configured table: which instance of it in the statement this entry is.
+    let instance: Int
 
-    init(name: String?, source: Source, aliased: Bool) {
+    init(name: String?, source: Source, aliased: Bool, instance: Int = 0) {
         self.name = name
         self.source = source
         self.aliased = aliased
+        self.instance = instance
+    }
+
+    /// Where the values of this entry's column `column` come from.
+    func origin(of column: String) -> ResultOrigin {
+        switch source {
+        case .table(let name, let table?):
+            if let encrypted = table.columns[column] { return .encrypted(encrypted, instance: instance) }
+            return .tableColumn(name, column: column, instance: instance)
+        case .table(_, nil), .opaque:
+            return .other
+        case .derived(let shape):
+            if let found = shape.columns.first(where: { $0.name == column }) { return found.origin }
+            return shape.unlistedOrigin(column) ?? .other
+        }
     }
 
     /// The configured table when this entry is one with encrypted columns.
@@ -115,6 +153,14 @@ struct SQLResolvedColumn {
     var entry: SQLRangeEntry?
     /// Reached through a subquery or CTE (so no blind index column is at hand).
     var viaDerived: Bool
+    /// The column name the reference ends with, to find its origin in `entry`.
+    var columnName: String? = nil
+
+    /// Where the column's values come from.
+    var origin: ResultOrigin {
+        guard let entry, let columnName else { return .other }
+        return entry.origin(of: columnName)
+    }
     /// How to qualify a rewritten reference to the same table (`c`, `public.customers`), nil to
     /// leave it unqualified.
     var qualifier: String?

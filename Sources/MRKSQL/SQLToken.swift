@@ -59,11 +59,11 @@ struct SQLToken: Sendable, Equatable {
 }
 
 /// Identifier quoting as PostgreSQL's `quote_ident`.
-enum SQLIdentifier {
+package enum SQLIdentifier {
     /// `name` as it must be written in SQL: bare when it is lower-case, starts with a letter or
     /// `_`, has only letters, digits, `_` and `$`, and is not a reserved word; double-quoted (with
     /// `"` doubled) otherwise.
-    static func quoted(_ name: String) -> String {
+    package static func quoted(_ name: String) -> String {
         var safe = !name.isEmpty
         for (index, byte) in name.utf8.enumerated() {
             switch byte {

@@ -21,6 +21,9 @@ package struct StatementPlan: Sendable, CustomStringConvertible {
     /// How many columns were appended to the select list for `postFilters`; drop that many
     /// trailing columns from every row before handing it to the caller.
     package var hiddenTrailingColumns: Int
+    /// The result's columns as the analysis sees them (hidden columns included): which to
+    /// decrypt and check, decided here and never by the server's answer.
+    package var result: ResultShape
 
     package var description: String {
         "StatementPlan(kind: \(kind), parameters: \(parameters.count), touchesEncryptedColumns: "

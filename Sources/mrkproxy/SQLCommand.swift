@@ -100,7 +100,7 @@ final class Shell {
         }
         let numeric = result.columns.indices.map { i in
             result.rows.allSatisfy { row in
-                switch row.values[i] { case .int, .double, .decimal, .null: true; default: false }
+                switch row.values[i] { case .int, .double, .float, .numeric, .null: true; default: false }
             } && !result.rows.isEmpty
         }
         print(line(result.columns, alignRight: result.columns.map { _ in false }))
@@ -212,8 +212,8 @@ enum ResultFormatter {
         switch value {
         case .null: "null"
         case .int(let i): String(i)
-        case .double(let d): d.isFinite ? String(d) : quote(String(d))
-        case .decimal(let d): d.description
+        case .double, .float: value.postgresText.flatMap { Double($0)?.isFinite == true ? $0 : nil } ?? quote(value.postgresText ?? "")
+        case .numeric(let n): n.isNaN || n.isInfinite ? quote(n.text) : n.text
         case .bool(let b): b ? "true" : "false"
         case .json(let s): s
         default: quote(value.postgresText ?? "")

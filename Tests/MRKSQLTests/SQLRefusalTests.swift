@@ -285,7 +285,7 @@ struct SQLRefusalTests {
         // An ORM-style batch: 5,000 ORs, the first on the encrypted column.
         let ors = "SELECT id, ssn FROM customers WHERE ssn = $1 OR " + (2...5_000).map { "id = $\($0)" }.joined(separator: " OR ")
         let plan = try F.plan(ors, 5_000)
-        #expect(plan.sql.hasPrefix("SELECT id, ssn FROM customers WHERE customers.ssn_bidx = $1 OR id = $2 OR "))
+        #expect(plan.sql.hasPrefix("SELECT id, ssn FROM public.customers WHERE customers.ssn_bidx = $1 OR id = $2 OR "))
         #expect(plan.parameters.count == 5_000)
         let sum = "SELECT id FROM customers WHERE id = " + Array(repeating: "1", count: 20_000).joined(separator: " + ")
         #expect(F.refusal(sum) == nil)

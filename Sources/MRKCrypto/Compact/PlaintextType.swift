@@ -14,12 +14,19 @@ public enum PlaintextType: UInt8, Sendable, CaseIterable, CustomStringConvertibl
     case float8 = 7
     case bool = 8
     case date = 9
-    case timestamp = 10
-    case timestamptz = 11
+    /// A `timestamp` as microseconds since 1970 (written before tag 16; read only: it cannot
+    /// hold PostgreSQL's latest timestamps).
+    case timestampSince1970 = 10
+    /// A `timestamptz` as microseconds since 1970 (written before tag 17; read only).
+    case timestamptzSince1970 = 11
     case uuid = 12
     case bytea = 13
     case json = 14
     case jsonb = 15
+    /// A `timestamp` as microseconds since 2000-01-01, PostgreSQL's own representation.
+    case timestamp = 16
+    /// A `timestamptz` as microseconds since 2000-01-01 UTC.
+    case timestamptz = 17
 
     /// The PostgreSQL type name.
     public var description: String {
@@ -33,8 +40,8 @@ public enum PlaintextType: UInt8, Sendable, CaseIterable, CustomStringConvertibl
         case .float8: "float8"
         case .bool: "bool"
         case .date: "date"
-        case .timestamp: "timestamp"
-        case .timestamptz: "timestamptz"
+        case .timestamp, .timestampSince1970: "timestamp"
+        case .timestamptz, .timestamptzSince1970: "timestamptz"
         case .uuid: "uuid"
         case .bytea: "bytea"
         case .json: "json"

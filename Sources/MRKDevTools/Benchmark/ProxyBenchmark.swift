@@ -91,7 +91,7 @@ public struct ProxyBenchmark: Sendable {
         stack.kms.resetAuditEvents()
         let database = try await EncryptedDatabase.open(configuration: configuration, region: region, kms: stack.kmsClient(region: region))
         // libpq and the sync API block: measure on a thread of its own.
-        return try await withBlockingThread { [self] in try measureBlocking(stack, database: database, url: url) }
+        return try await onBlockingThread { [self] in try measureBlocking(stack, database: database, url: url) }
     }
 
     private func measureBlocking(_ stack: LocalStack, database: EncryptedDatabase, url: String) throws -> Report {
@@ -122,7 +122,7 @@ public struct ProxyBenchmark: Sendable {
         // The client's share of an encrypted insert: planning done once, then binding every row
         // (two seals and a blind index each), without the database.
         let insertSQL = "INSERT INTO customers (id, name, email, ssn, dob) VALUES ($1, $2, $3, $4, $5)"
-        let binder = EncryptedConnection.Binder(plan: try encrypted.planned(insertSQL, 5))
+        let binder = Binder(plan: try encrypted.planned(insertSQL, 5))
         let bindTime = try time {
             for row in data { _ = try encrypted.bind(binder, [.int(row.id), .text(row.name), .text(row.email), .text(row.ssn), .text(row.dob)]) }
         }
@@ -180,7 +180,7 @@ public struct ProxyBenchmark: Sendable {
         var peak = baseline
         var streamed = 0
         let streamTime = try time {
-            streamed = try encrypted.stream("SELECT id, name, ssn, dob FROM customers") { row in
+            streamed = try encrypted.stream("SELECT id, name, ssn, dob FROM customers") { (row) throws(ProxyError) in
                 if case .null = row[2] { throw ProxyError(.integrity, "unexpected NULL") }
                 if row.int("id")! % 10_000 == 0 { peak = max(peak, PeakMemory.current()) }
             }

@@ -105,15 +105,15 @@ public struct Demo: Sendable {
 
         let primary = try await EncryptedDatabase.open(configuration: configuration, region: east, kms: stack.kmsClient(region: east))
         // libpq and the sync API block: run them on a thread of their own.
-        let position = try await withBlockingThread { [self] in try writePhase(primary) }
+        let position = try await onBlockingThread { [self] in try writePhase(primary) }
         report.customersWritten = Self.customers.count
 
         stack.kms.resetAuditEvents()
         let replica = try await EncryptedDatabase.open(configuration: configuration, region: south, kms: stack.kmsClient(region: south))
-        var readReport = try await withBlockingThread { [self] in try readPhase(stack, replica, position: position, east: east, south: south) }
+        var readReport = try await onBlockingThread { [self] in try readPhase(stack, replica, position: position, east: east, south: south) }
         readReport.customersWritten = report.customersWritten
         report = readReport
-        try await withBlockingThread { [self] in
+        try await onBlockingThread { [self] in
             var failClosed = Report()
             try failClosedPhase(primary: primary, replica: replica, south: south, into: &failClosed)
             return failClosed
@@ -147,7 +147,7 @@ public struct Demo: Sendable {
         report.customersReadOnReplica = rows.rows.count
         report.readBackMatches = rows.rows.count == Self.customers.count && zip(rows.rows, Self.customers).allSatisfy { row, expected in
             row.string("ssn") == expected.ssn && row.string("notes") == expected.notes
-                && row.date("dob").map(PostgresTime.dateText) == expected.dob
+                && row.calendarDate("dob")?.description == expected.dob
         }
         let raw = try PostgresConnection(stack.databaseURL(replica: true))
             .execute("SELECT id, name, ssn, dob FROM customers ORDER BY id")
@@ -164,7 +164,7 @@ public struct Demo: Sendable {
         print("   " + pad("id", 3) + pad("name", 17) + pad("ssn", 13) + pad("dob", 12) + "notes")
         for row in rows.rows {
             print("   " + pad(row.string("id") ?? "", 3) + pad(row.string("name") ?? "", 17) + pad(row.string("ssn") ?? "", 13)
-                  + pad(row.date("dob").map(PostgresTime.dateText) ?? "", 12) + (row.string("notes") ?? ""))
+                  + pad(row.calendarDate("dob")?.description ?? "", 12) + (row.string("notes") ?? ""))
         }
 
         let found = try reader.query("SELECT id, name FROM customers WHERE ssn = $1", [.text("457-55-5462")])
@@ -189,19 +189,18 @@ public struct Demo: Sendable {
         let reader = try replica.connect()
         let writer = try primary.connect()
         print("\n7. Fail closed:")
-        do {
-            try reader.execute("UPDATE customers SET email = $1 WHERE id = $2", [.text("x@example.com"), .int(1)])
-        } catch let error as ProxyError where error.code == .readOnlyRegion {
+        let write = Result { () throws(ProxyError) in try reader.execute("UPDATE customers SET email = $1 WHERE id = $2", [.text("x@example.com"), .int(1)]) }
+        if case .failure(let error) = write {
+            guard error.code == .readOnlyRegion else { throw error }
             report.replicaWriteRefused = true
             print("   write in \(south): \(error)")
         }
-        do {
-            _ = try writer.query("SELECT id FROM customers WHERE ssn LIKE '078%'")
-        } catch let error as ProxyError where error.code == .refused {
+        let like = Result { () throws(ProxyError) in try writer.query("SELECT id FROM customers WHERE ssn LIKE '078%'") }
+        if case .failure(let error) = like {
+            guard error.code == .refused else { throw error }
             report.misuseRefused = true
             print("   LIKE on an encrypted column: \(error)")
         }
-
     }
 
     /// Waits for SIGINT, SIGTERM or SIGHUP (instead of dying on it), so the stack is stopped and deleted.

@@ -41,6 +41,8 @@ public struct ProxyConfiguration: Sendable {
     public var tables: [QualifiedName: EncryptedTable]
     /// The file this was loaded from, for messages.
     public var source: String
+    /// Lines of the configuration's entries (`table` or `table.column` → line), for messages.
+    var lines: [String: Int] = [:]
 
     /// The one region whose database is writable.
     public var primaryRegion: String {
@@ -51,8 +53,49 @@ public struct ProxyConfiguration: Sendable {
     var schema: EncryptedSchema { EncryptedSchema(tables: tables) }
 
     /// The regional ARN of the configured key in `region`.
-    public func keyARN(in region: String) throws -> String {
-        try KMSKeyIdentifier.regionalARN(for: kms.key, region: region).description
+    public func keyARN(in region: String) throws(ProxyError) -> String {
+        do {
+            return try KMSKeyIdentifier.regionalARN(for: kms.key, region: region).description
+        } catch {
+            throw ProxyError(.configuration, "\(source): kms.key \(kms.key) has no ARN in \(region)")
+        }
+    }
+
+    /// `file:line: ` of a table's entry (or empty when unknown), to begin a message with.
+    func location(of table: QualifiedName) -> String {
+        lines["\(table.schema).\(table.name)"].map { "\(source):\($0): " } ?? ""
+    }
+
+    /// `file:line: ` of a column's entry (or empty when unknown).
+    func location(of column: EncryptedColumn) -> String {
+        lines["\(column.table.schema).\(column.table.name).\(column.name)"].map { "\(source):\($0): " } ?? ""
+    }
+
+    /// The KMS endpoint used for `region`, and which setting chose it.
+    func kmsEndpoint(for region: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> (url: String, origin: String) {
+        if let url = kms.endpoints[region] { return (url.absoluteString, "kms.endpoints.\(region) in \(source)") }
+        if let url = kms.endpoint { return (url.absoluteString, "kms.endpoint in \(source)") }
+        if let url = environment["AWS_ENDPOINT_URL_KMS"], !url.isEmpty { return (url, "AWS_ENDPOINT_URL_KMS") }
+        if let url = environment["AWS_ENDPOINT_URL"], !url.isEmpty { return (url, "AWS_ENDPOINT_URL") }
+        return ("https://kms.\(region).amazonaws.com", "the AWS default for \(region)")
+    }
+
+    /// A KMS failure (the client's reason) explained in terms of this configuration: an endpoint
+    /// that cannot be reached is named with the setting it comes from; missing credentials for
+    /// a loopback (local) KMS say which ones it takes.
+    func explainKMSFailure(_ reason: String, region: String) -> String {
+        let (url, origin) = kmsEndpoint(for: region)
+        if reason.contains("TransportError") {
+            return "cannot reach the KMS endpoint \(url) (from \(origin)); is the KMS running there?"
+        }
+        if reason.contains("CredentialsError") {
+            if let host = URL(string: url)?.host, AWSKMSClient.isLoopbackHost(host) {
+                return "no AWS credentials found for the local KMS at \(url) (from \(origin)); "
+                    + "set AWS_ACCESS_KEY_ID=test and AWS_SECRET_ACCESS_KEY=test, the identity `mrkproxy kms serve` accepts"
+            }
+            return "no AWS credentials found (environment, shared files, ECS or EC2 instance metadata) for \(url)"
+        }
+        return reason
     }
 
     /// Loads and validates a configuration file.
@@ -61,36 +104,60 @@ public struct ProxyConfiguration: Sendable {
     ///   - path: the YAML or JSON file.
     ///   - environment: `MRKPROXY_REGION` here overrides `region:`.
     /// - Throws: `ProxyError` `.configuration` naming the file, line and key.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ProxyConfiguration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ProxyError) -> ProxyConfiguration {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ProxyError(.configuration, "\(path): cannot read the configuration file: no such file")
+        }
+        guard !isDirectory.boolValue else {
+            throw ProxyError(.configuration, "\(path): cannot read the configuration file: it is a directory")
+        }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw ProxyError(.configuration, "\(path): cannot read the configuration file: permission denied")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
             throw ProxyError(.configuration, "\(path): cannot read the configuration file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ProxyError(.configuration, "\(path): the configuration file is not UTF-8 text")
         }
         return try parse(text, source: path, environment: environment)
     }
 
     /// Parses and validates configuration text; `source` names it in errors.
     public static func parse(_ text: String, source: String = "<config>",
-                             environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ProxyConfiguration {
-        let root: Node
+                             environment: [String: String] = ProcessInfo.processInfo.environment) throws(ProxyError) -> ProxyConfiguration {
+        let node: Node?
         do {
-            guard let node = try Yams.compose(yaml: text) else { throw ProxyError(.configuration, "\(source): the file is empty") }
-            root = node
+            node = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ProxyError(.configuration, "\(source)\(Self.describe(error))")
+        } catch {
+            throw ProxyError(.configuration, "\(source): not valid YAML/JSON")
+        }
+        guard let root = node else { throw ProxyError(.configuration, "\(source): the file is empty") }
+        let reader = ConfigReader(source: source)
+        do {
+            return try reader.read(root, environment: environment)
         } catch let error as ProxyError {
             throw error
-        } catch let error as YamlError {
-            throw ProxyError(.configuration, "\(source): not valid YAML/JSON: \(Self.describe(error))")
+        } catch {
+            throw ProxyError(.configuration, "\(source): \(error)")
         }
-        let reader = ConfigReader(source: source)
-        return try reader.read(root, environment: environment)
     }
 
-    private static func describe(_ error: YamlError) -> String {
-        // YamlError's description quotes the offending line; keep only the position and problem.
-        let text = "\(error)"
-        return text.split(separator: "\n").first.map(String.init) ?? text
+    /// `:line:column: problem` from a YAML error, without the quoted line (it may hold secrets,
+    /// e.g. a password in a database URL) and as a whole sentence.
+    static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let within = context.map { " (\($0.text) that starts at line \($0.mark.line))" } ?? ""
+            return ":\(mark.line):\(mark.column): not valid YAML: \(problem)\(within)."
+        default:
+            let first = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+            return ": not valid YAML: \(first)"
+        }
     }
 }
 
@@ -197,29 +264,42 @@ private struct ConfigReader {
 
         let keyspace = try optional("keyspace").map { try string($0, "keyspace") } ?? "default"
 
+        // The key's region must exist: a configured region, or one AWS has.
+        if regions[arn.region] == nil && !AWSRegions.known.contains(arn.region) {
+            let suggestion = AWSRegions.closest(to: arn.region, among: Set(regions.keys).union(AWSRegions.known)).map { " (did you mean \($0)?)" } ?? ""
+            throw fail(keyEntry.value, "kms.key", "unknown AWS region '\(arn.region)' in the key ARN\(suggestion); "
+                       + "configured regions: \(regions.keys.sorted().joined(separator: ", "))")
+        }
+
         // Tables.
         var tables: [QualifiedName: EncryptedTable] = [:]
+        var lines: [String: Int] = [:]
         if let tablesNode = optional("tables") {
             for entry in try mapping(tablesNode, "tables") {
-                let table = try readTable(entry.key, entry.keyNode, entry.value)
+                let (table, tableLines) = try readTable(entry.key, entry.keyNode, entry.value)
                 guard tables[table.name] == nil else { throw fail(entry.keyNode, "tables.\(entry.key)", "configured twice") }
                 tables[table.name] = table
+                lines.merge(tableLines) { first, _ in first }
             }
         }
 
-        return ProxyConfiguration(
+        var configuration = ProxyConfiguration(
             region: region,
             kms: .init(key: key, endpoint: endpoint, endpoints: endpoints, cacheTTL: ttl, staleWindow: staleWindow),
             keyspace: keyspace, regions: regions, tables: tables, source: source)
+        configuration.lines = lines
+        return configuration
     }
 
-    func readTable(_ name: String, _ keyNode: Node, _ node: Node) throws -> EncryptedTable {
+    func readTable(_ name: String, _ keyNode: Node, _ node: Node) throws -> (EncryptedTable, [String: Int]) {
         let path = "tables.\(name)"
         let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard (1...2).contains(parts.count), parts.allSatisfy(isPlainIdentifier) else {
             throw fail(keyNode, path, "expected schema.table (lower-case identifiers)")
         }
         let qualified = QualifiedName(schema: parts.count == 2 ? parts[0] : "public", name: parts.last!)
+        var lines: [String: Int] = [:]
+        if let line = keyNode.mark?.line { lines["\(qualified.schema).\(qualified.name)"] = line }
         let fields = try mapping(node, path)
         try checkKeys(fields, allowed: ["row_identity", "columns"], path)
         let rowIdentity = try fields.first { $0.key == "row_identity" }.map { entry -> String in
@@ -274,11 +354,15 @@ private struct ConfigReader {
                 guard search == .equality else { throw fail(b.value, "\(columnPath).index_bits", "only meaningful with search: equality") }
                 bits = value
             }
+            if search == .equality && type == .json {
+                throw fail(entry.value, columnPath, "search: equality needs a type with an equality operator; PostgreSQL has none for json (use jsonb)")
+            }
             columns[entry.key] = EncryptedColumn(table: qualified, name: entry.key, type: type, search: search, format: format,
                                                  blindIndexColumn: indexColumn, blindIndexBits: bits)
+            if let line = entry.keyNode.mark?.line { lines["\(qualified.schema).\(qualified.name).\(entry.key)"] = line }
         }
         guard !columns.isEmpty else { throw fail(columnsEntry.value, "\(path).columns", "at least one column is required") }
-        return EncryptedTable(name: qualified, rowIdentity: rowIdentity, columns: Array(columns.values))
+        return (EncryptedTable(name: qualified, rowIdentity: rowIdentity, columns: Array(columns.values)), lines)
     }
 
     func url(_ node: Node, _ path: String) throws -> URL {
@@ -331,5 +415,37 @@ extension ProxyConfiguration {
     /// honouring `AWS_ENDPOINT_URL_KMS`/`AWS_ENDPOINT_URL`) and the standard credentials chain.
     public func kmsClient(region: String, logger: Logger = Logger(label: "mrkproxy.kms", factory: { _ in SwiftLogNoOpLogHandler() })) -> AWSKMSClient {
         AWSKMSClient(configuration: .init(region: region, endpoints: kms.endpoints, endpoint: kms.endpoint, logger: logger))
+    }
+}
+
+/// The AWS regions, to catch a misspelt region (`us-eats-1`) in a key ARN.
+enum AWSRegions {
+    static let known: Set<String> = [
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-east-2", "ap-south-1", "ap-south-2",
+        "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+        "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2",
+        "eu-west-1", "eu-west-2", "eu-west-3", "eu-south-1", "eu-south-2", "eu-north-1", "il-central-1", "me-south-1",
+        "me-central-1", "mx-central-1", "sa-east-1", "us-gov-east-1", "us-gov-west-1", "cn-north-1", "cn-northwest-1",
+    ]
+
+    /// The candidate within two edits of `name`, if one is.
+    static func closest(to name: String, among candidates: Set<String>) -> String? {
+        candidates.map { ($0, distance(Array(name), Array($0))) }.filter { $0.1 <= 2 }.min { ($0.1, $0.0) < ($1.1, $1.0) }?.0
+    }
+
+    /// Levenshtein distance, counting a swap of two neighbours as one edit.
+    static func distance(_ a: [Character], _ b: [Character]) -> Int {
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var d = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { d[i][0] = i }
+        for j in 0...b.count { d[0][j] = j }
+        for i in 1...a.count {
+            for j in 1...b.count {
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
+            }
+        }
+        return d[a.count][b.count]
     }
 }

@@ -11,7 +11,7 @@ struct CopyPlan {
     let sql: String
     let output: [Output]
 
-    init(table: String, columns: [String], schema: EncryptedSchema) throws {
+    init(table: String, columns: [String], schema: EncryptedSchema) throws(ProxyError) {
         let parts = table.split(separator: ".").map { $0.lowercased() }
         guard (1...2).contains(parts.count), parts.allSatisfy(isPlainIdentifier) else {
             throw ProxyError(.invalidValue, "copyIn: table must be name or schema.name in lower case")

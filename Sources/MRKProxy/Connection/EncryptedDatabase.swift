@@ -1,16 +1,16 @@
-import MRKSQL
 import Foundation
 import Logging
 import MRKCrypto
 import MRKKMS
 import MRKPostgres
+import MRKSQL
 
 /// MRKProxy for one region: its database (the primary, or a replica in a replica region), its
 /// KMS endpoint with the region's replica of the multi-Region key, and the keystore.
 ///
 /// Open it once per process with `open(configuration:region:kms:logger:)`, then take
-/// connections with `connect()` (sync) or use the async pool (`pool`). Opening checks the
-/// configuration against the database and the KMS key and fails with a precise message.
+/// connections with `connect()` (sync) or use an `EncryptedConnectionPool` (async). Opening
+/// checks the configuration against the database and the KMS key and fails with a precise message.
 public final class EncryptedDatabase: Sendable {
     /// The configuration in force.
     public let configuration: ProxyConfiguration
@@ -25,31 +25,31 @@ public final class EncryptedDatabase: Sendable {
     /// The branch-key keystore (in this region's database).
     public let keystore: BranchKeyStore
     let kms: any KMSClient
-    let catalog: Catalog
-    let keyspaceID: UInt32
+    let catalogs: CatalogStore
+    let keys: ColumnKeys
+    var keyspaceID: UInt32 { keys.keyspaceID }
     let logger: Logger
-    private let esdk: ESDKColumns?
+    let esdk: ESDKColumns?
+    /// The SQL analysis for this configuration.
+    let interceptor: SQLInterceptor
+    private let sealing: SealingVersion
 
     private init(configuration: ProxyConfiguration, region: String, kms: any KMSClient, keyARN: String, keystore: BranchKeyStore,
-                 catalog: Catalog, keyspaceID: UInt32, logger: Logger) throws {
+                 catalogs: CatalogStore, keys: ColumnKeys, logger: Logger, esdk: ESDKColumns?, time: TimeSource) {
         self.configuration = configuration
         self.region = region
-        self.isReadOnly = configuration.regions[region]!.readOnly
-        self.databaseURL = configuration.regions[region]!.database
+        self.isReadOnly = configuration.regions[region]?.readOnly ?? true
+        self.databaseURL = configuration.regions[region]?.database ?? ""
         self.kms = kms
         self.keyARN = keyARN
         self.keystore = keystore
-        self.catalog = catalog
-        self.keyspaceID = keyspaceID
+        self.catalogs = catalogs
+        self.keys = keys
         self.logger = logger
-        let usesESDK = configuration.tables.values.contains { $0.columns.values.contains { $0.format == .esdk } }
-        self.esdk = usesESDK ? try ESDKColumns(keyARN: keyARN, kms: kms, cacheTTL: configuration.kms.cacheTTL) : nil
-    }
-
-    /// The ESDK-format column support (only when such columns are configured).
-    func esdkColumns() throws -> ESDKColumns {
-        guard let esdk else { throw ProxyError(.configuration, "no column is configured with format: esdk") }
-        return esdk
+        self.esdk = esdk
+        self.interceptor = SQLInterceptor(schema: configuration.schema)
+        self.sealing = SealingVersion(keystore: keystore, keyspace: configuration.keyspace, keyspaceID: keys.keyspaceID,
+                                      ttl: configuration.kms.cacheTTL, time: time)
     }
 
     /// Opens MRKProxy for `region` (default: the configuration's region).
@@ -64,92 +64,106 @@ public final class EncryptedDatabase: Sendable {
     ///     configuration, credentials from the standard AWS chain).
     /// - Throws: `ProxyError` naming what does not match.
     public static func open(configuration: ProxyConfiguration, region: String? = nil, kms: (any KMSClient)? = nil,
-                            logger: Logger = Logger(label: "mrkproxy", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> EncryptedDatabase {
+                            logger: Logger = Logger(label: "mrkproxy", factory: { _ in SwiftLogNoOpLogHandler() })) async throws(ProxyError) -> EncryptedDatabase {
+        try await open(configuration: configuration, region: region, kms: kms, logger: logger, time: .continuous)
+    }
+
+    package static func open(configuration: ProxyConfiguration, region: String?, kms: (any KMSClient)?, logger: Logger,
+                             time: TimeSource) async throws(ProxyError) -> EncryptedDatabase {
         let region = region ?? configuration.region
         guard let regionConfig = configuration.regions[region] else {
-            throw ProxyError(.configuration, "\(configuration.source): region \(region) is not configured")
+            throw ProxyError(.configuration, "\(configuration.source): region \(region) is not configured "
+                             + "(configured: \(configuration.regions.keys.sorted().joined(separator: ", ")))")
         }
         let keyARN = try configuration.keyARN(in: region)
-        let kms = kms ?? AWSKMSClient(configuration: .init(region: region, endpoints: configuration.kms.endpoints,
-                                                           endpoint: configuration.kms.endpoint, logger: logger))
+        let kms = kms ?? configuration.kmsClient(region: region, logger: logger)
 
-        let catalog = try Catalog.load(url: regionConfig.database, tables: configuration.tables, region: region)
+        let catalogConnection = SerializedConnection(url: regionConfig.database, label: "the \(region) database")
+        let catalog = try catalogConnection.withConnection { connection throws(ProxyError) in
+            try Catalog.load(from: connection, configuration: configuration, region: region)
+        }
         var keystoreConfig = BranchKeyStore.Configuration()
         keystoreConfig.cacheTTL = configuration.kms.cacheTTL
         keystoreConfig.staleWindow = configuration.kms.staleWindow
+        keystoreConfig.time = time
         let keystore = BranchKeyStore(databaseURL: regionConfig.database, kms: kms, kmsKeyARN: keyARN,
                                       configuration: keystoreConfig, logger: logger)
-        let keyspaceID = try keystore.keyspaceID(configuration.keyspace)
+        let (keyspaceID, sealingVersion) = try keystore.sealingVersion(keyspace: configuration.keyspace)
         // Load the keys new writes and blind indexes need, so statements rarely wait for KMS. This
         // unwrap is also the key check: it fails precisely when the key does not exist, is disabled
         // here, or its policy denies this app (no separate DescribeKey call). That it is a
         // multi-Region key follows from its id (`mrk-…`), which the configuration checks.
         do {
             _ = try await keystore.beaconKey(keyspaceID: keyspaceID, keyspace: configuration.keyspace)
-            if !regionConfig.readOnly { _ = try await keystore.activeKey(keyspace: configuration.keyspace) }
-        } catch let error as ProxyError where error.code == .kms {
-            throw ProxyError(.kmsKey, "KMS key \(keyARN) is not usable in \(region): \(error.reason)")
+            if !regionConfig.readOnly {
+                _ = try await keystore.key(keyspaceID: keyspaceID, version: sealingVersion, keyspace: configuration.keyspace)
+            }
+        } catch where error.code == .kms {
+            throw ProxyError(.kmsKey, "KMS key \(keyARN) is not usable in \(region): \(configuration.explainKMSFailure(error.reason, region: region))")
         }
+        let keys = ColumnKeys(keystore: keystore, keyspace: configuration.keyspace, keyspaceID: keyspaceID,
+                              ttl: configuration.kms.cacheTTL, time: time)
+        let usesESDK = configuration.tables.values.contains { $0.columns.values.contains { $0.format == .esdk } }
+        let esdk = usesESDK ? try ESDKColumns(keyARN: keyARN, kms: kms, keyspace: configuration.keyspace,
+                                               cacheTTL: configuration.kms.cacheTTL, time: time) : nil
+        let catalogs = CatalogStore(catalog: catalog, configuration: configuration, region: region, connection: catalogConnection)
         logger.info("mrkproxy open", metadata: ["region": "\(region)", "kms.key": "\(keyARN)", "read_only": "\(regionConfig.readOnly)"])
-        return try EncryptedDatabase(configuration: configuration, region: region, kms: kms, keyARN: keyARN, keystore: keystore,
-                                 catalog: catalog, keyspaceID: keyspaceID, logger: logger)
+        return EncryptedDatabase(configuration: configuration, region: region, kms: kms, keyARN: keyARN, keystore: keystore,
+                                 catalogs: catalogs, keys: keys, logger: logger, esdk: esdk, time: time)
     }
 
     /// Opens a new connection to this region's database (sync API).
-    public func connect() throws -> EncryptedConnection {
+    public func connect() throws(ProxyError) -> EncryptedConnection {
         try EncryptedConnection(database: self)
     }
 
     /// Waits until this (replica) region has replayed the primary's WAL up to `position`
     /// (read-your-writes across regions: take `position` from `currentWALPosition()` on the
     /// primary after writing).
-    public func waitForReplication(of position: LSN, timeout: Duration = .seconds(30)) throws {
-        do {
-            try PostgresConnection(databaseURL).waitForReplay(of: position, timeout: timeout)
-        } catch let error as PostgresError {
-            throw ProxyError(.database, "waiting for replication in \(region): \(error.message)", sqlState: error.sqlState)
+    public func waitForReplication(of position: LSN, timeout: Duration = .seconds(30)) throws(ProxyError) {
+        try postgres("waiting for replication in \(region)") {
+            try PostgresConnection(databaseURL, overrides: PostgresConnection.libraryParameters).waitForReplay(of: position, timeout: timeout)
         }
     }
 
-    // MARK: Keys
-
-    /// Blocks until `body` (async) finishes. Used by the sync API on key-cache misses (a KMS call
-    /// at most once per key version per TTL). The async work runs on the concurrency pool, so the
-    /// sync API must be called from ordinary threads, never from async tasks: from async code use
-    /// `EncryptedConnectionPool`, or `withBlockingThread`.
-    func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-        let box = ResultBox<T>()
-        let done = DispatchSemaphore(value: 0)
-        Task.detached {
-            do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
-            done.signal()
-        }
-        done.wait()
-        return try box.get()
-    }
-
-    /// The branch key `version`, from the cache or KMS.
-    func branchKey(version: UInt32, keyspaceID: UInt32) throws -> SecretBytes {
-        if let key = keystore.cachedKey(keyspaceID: keyspaceID, version: version) { return key }
-        let keyspace = configuration.keyspace
-        return try blocking { [keystore] in try await keystore.key(keyspaceID: keyspaceID, version: version, keyspace: keyspace).key }
-    }
-
-    /// The active branch key version for new values (a keystore read; the key itself comes from
-    /// the cache).
-    func activeVersion() throws -> UInt32 {
-        let active = try keystore.activeVersion(keyspace: configuration.keyspace)
-        guard active.keyspaceID == keyspaceID else {
-            throw ProxyError(.keystore, "the active key of keyspace \(configuration.keyspace) has keyspace id \(active.keyspaceID), not \(keyspaceID): the keystore table was altered")
-        }
-        return active.version
+    /// The branch-key version new values are sealed under: the keyspace's highest, re-read from
+    /// the keystore once per key-cache TTL (and never lower than one already seen).
+    func sealingVersion() throws(ProxyError) -> UInt32 {
+        try sealing.current()
     }
 }
 
-/// Carries a result out of a detached task. `@unchecked Sendable`: guarded by `lock`.
-final class ResultBox<T: Sendable>: @unchecked Sendable {
+/// The version new values are sealed under, read from the keystore once per TTL.
+///
+/// `@unchecked Sendable`: `cached` is guarded by `lock`.
+final class SealingVersion: @unchecked Sendable {
     private let lock = NSLock()
-    private var result: Result<T, Error>?
-    func set(_ value: Result<T, Error>) { lock.withLock { result = value } }
-    func get() throws -> T { try lock.withLock { result! }.get() }
+    private var cached: (version: UInt32, readAt: ContinuousClock.Instant)?
+    private let keystore: BranchKeyStore
+    private let keyspace: String
+    private let keyspaceID: UInt32
+    private let ttl: Duration
+    private let time: TimeSource
+
+    init(keystore: BranchKeyStore, keyspace: String, keyspaceID: UInt32, ttl: Duration, time: TimeSource) {
+        self.keystore = keystore
+        self.keyspace = keyspace
+        self.keyspaceID = keyspaceID
+        self.ttl = ttl
+        self.time = time
+    }
+
+    func current() throws(ProxyError) -> UInt32 {
+        let now = time.now()
+        if let cached = lock.withLock({ cached }), now - cached.readAt < ttl { return cached.version }
+        let (id, version) = try keystore.sealingVersion(keyspace: keyspace)
+        guard id == keyspaceID else {
+            throw ProxyError(.keystore, "keyspace \(keyspace) now has keyspace id \(id), not \(keyspaceID): the keystore table was altered")
+        }
+        lock.withLock { cached = (version, now) }
+        return version
+    }
+
+    /// Forgets the cached version (after a failover, so that it is read from the new primary).
+    func reset() { lock.withLock { cached = nil } }
 }

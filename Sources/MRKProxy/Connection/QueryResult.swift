@@ -15,19 +15,40 @@ public struct QueryResult: Sendable {
     public let affectedRows: Int?
 }
 
+/// The columns of a result, shared by its rows: names, and which column a name means.
+final class RowSchema: Sendable {
+    let names: [String]
+    /// Name → column. Where several columns share a name, the one MRKProxy decrypted wins (so a
+    /// column added by someone else cannot shadow an encrypted one), else the first.
+    let lookup: [String: Int]
+
+    init(names: [String], encrypted: Set<Int>) {
+        self.names = names
+        var lookup: [String: Int] = [:]
+        for (index, name) in names.enumerated() {
+            if let existing = lookup[name], encrypted.contains(existing) || !encrypted.contains(index) { continue }
+            lookup[name] = index
+        }
+        self.lookup = lookup
+    }
+}
+
 /// One row: values by index or column name, with typed accessors.
 public struct Row: Sendable {
-    /// Column names (shared by every row of a result).
-    public let columns: [String]
+    let schema: RowSchema
     /// The values, in column order.
     public let values: [SQLValue]
+
+    /// Column names (shared by every row of a result).
+    public var columns: [String] { schema.names }
 
     /// The value at `index`.
     public subscript(index: Int) -> SQLValue { values[index] }
 
-    /// The value of the first column named `name` (`.null` if there is none).
+    /// The value of the column named `name` (`.null` if there is none). Where several columns
+    /// share the name, the one MRKProxy decrypted, else the first.
     public subscript(name: String) -> SQLValue {
-        columns.firstIndex(of: name).map { values[$0] } ?? .null
+        schema.lookup[name].map { values[$0] } ?? .null
     }
 
     /// `name` as a string (any non-NULL value in its text form).
@@ -36,32 +57,51 @@ public struct Row: Sendable {
     public func int(_ name: String) -> Int? {
         switch self[name] {
         case .int(let i): i
-        case .text(let s): Int(s)
+        case .text(let s): PostgresText.parseInteger(s, in: Int64(Int.min)...Int64(Int.max)).map { Int($0) }
         default: nil
         }
     }
-    /// `name` as a date/instant.
+    /// `name` as an instant: a `timestamptz`, a `timestamp` read as UTC, or a `date` at midnight
+    /// UTC; nil for other values and for ±infinity.
     public func date(_ name: String) -> Date? {
+        switch self[name] {
+        case .date(let d): d.date
+        case .timestamp(let t), .timestamptz(let t): t.date
+        default: nil
+        }
+    }
+    /// `name` as a calendar date (a `date` value).
+    public func calendarDate(_ name: String) -> SQLDate? {
         if case .date(let d) = self[name] { return d }
         return nil
     }
-    /// `name` as a floating-point number.
+    /// `name` as a `timestamp` or `timestamptz` value, with microsecond precision.
+    public func timestamp(_ name: String) -> SQLTimestamp? {
+        switch self[name] {
+        case .timestamp(let t), .timestamptz(let t): t
+        default: nil
+        }
+    }
+    /// `name` as a floating-point number (a `numeric` rounded).
     public func double(_ name: String) -> Double? {
         switch self[name] {
         case .double(let d): d
+        case .float(let f): Double(f)
         case .int(let i): Double(i)
-        case .decimal(let d): NSDecimalNumber(decimal: d).doubleValue
+        case .numeric(let n): n.double
         default: nil
         }
     }
-    /// `name` as a decimal.
-    public func decimal(_ name: String) -> Decimal? {
+    /// `name` as an exact `numeric`.
+    public func numeric(_ name: String) -> SQLNumeric? {
         switch self[name] {
-        case .decimal(let d): d
-        case .int(let i): Decimal(i)
+        case .numeric(let n): n
+        case .int(let i): SQLNumeric(i)
         default: nil
         }
     }
+    /// `name` as a decimal, when `Decimal` holds the value exactly (38 significant digits).
+    public func decimal(_ name: String) -> Decimal? { numeric(name)?.decimal }
     /// `name` as a boolean.
     public func bool(_ name: String) -> Bool? {
         if case .bool(let b) = self[name] { return b }
@@ -84,189 +124,3 @@ public struct Row: Sendable {
     }
 }
 
-/// Decodes result rows: encrypted columns (recognised by source table OID and column number) are
-/// opened and checked against the row they are in; other columns are typed by their OID.
-final class ResultDecoder {
-    enum Slot {
-        case plain(PostgresOID)
-        case encrypted(EncryptedSlot)
-    }
-
-    /// An encrypted result column, with everything opening its values needs resolved once.
-    final class EncryptedSlot {
-        let column: EncryptedColumn
-        /// `schema.table`, for errors.
-        let table: String
-        /// The result column holding the row identity the values are bound to.
-        let identityIndex: Int?
-        /// The table and column part of the associated data.
-        let context: ColumnContext
-        /// The cipher of the last key id seen (values of a column rarely change key).
-        var lastCipher: (keyID: CompactKeyID, cipher: ColumnCipher)?
-
-        init(column: EncryptedColumn, table: String, identityIndex: Int?) {
-            self.column = column
-            self.table = table
-            self.identityIndex = identityIndex
-            context = ColumnContext(table: column.table.aadName, column: column.name)
-        }
-
-        /// The error for a value that does not open (built only when one fails).
-        var failure: ProxyError {
-            ProxyError(.integrity, "a value of \(table).\(column.name) failed to decrypt: it was altered, or copied from another row or column")
-        }
-    }
-
-    let names: [String]
-    let slots: [Slot]
-    unowned let connection: EncryptedConnection
-
-    /// Truncated-blind-index checks: result column, its type, and the accepted canonical values.
-    private let postFilters: [(column: Int, type: ColumnValueType, accepted: Set<[UInt8]>)]
-    /// Trailing columns the rewrite added for `postFilters`, dropped from the rows returned.
-    private let hidden: Int
-
-    /// Whether ciphers are made for this decoder alone (it runs on another thread).
-    private let ownCiphers: Bool
-    private var ciphers: [CompactKeyID: [Int: ColumnCipher]] = [:]
-    /// Reused buffers: the sealed bytes of the value being opened, and its plaintext (zeroed after
-    /// every value). Grown when a value needs more.
-    private var sealedScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 16)
-    private var plaintextScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 16)
-
-    deinit {
-        sealedScratch.deallocate()
-        plaintextScratch.deallocate()
-    }
-
-    /// Whether any result column is decrypted.
-    var hasEncryptedColumns: Bool {
-        slots.contains { if case .encrypted = $0 { return true } else { return false } }
-    }
-
-    init(columns: [PostgresColumn], plan: StatementPlan, values: [SQLValue], connection: EncryptedConnection,
-         ownCiphers: Bool = false) throws {
-        self.connection = connection
-        self.ownCiphers = ownCiphers
-        hidden = min(plan.hiddenTrailingColumns, columns.count)
-        names = Array(columns.map(\.name).dropLast(hidden))
-        let visible = columns.count - hidden
-        postFilters = try plan.postFilters.map { filter in
-            let accepted = try filter.acceptedValues.compactMap { source -> [UInt8]? in
-                let value: SQLValue
-                switch source {
-                case .null: return nil
-                case .literal(let literal): value = literal.value
-                case .parameter(let index):
-                    guard index < values.count else { return nil }
-                    value = values[index]
-                }
-                return value.isNull ? nil : try ColumnCodec.encode(value, as: filter.column.type, column: filter.column.name)
-            }
-            return (visible + filter.hiddenColumn, filter.column.type, Set(accepted))
-        }
-        slots = try columns.map { column -> Slot in
-            guard let (table, spec) = connection.database.catalog.encryptedColumn(column) else { return .plain(column.type) }
-            var identityIndex: Int?
-            if let identity = table.rowIdentity {
-                let candidates = columns.indices.filter { columns[$0].tableOID == column.tableOID && columns[$0].tableColumn == identity }
-                guard let first = candidates.first else {
-                    throw ProxyError(.refused, "reading \(table.spec.name).\(spec.name) needs the row identity column \(table.spec.rowIdentity!) in the same result (row_identity is configured)")
-                }
-                // With the table twice in the result (a self-join) a value could be checked against
-                // another row's identity: refuse rather than guess.
-                guard candidates.count == 1 else {
-                    throw ProxyError(.refused, "reading \(table.spec.name).\(spec.name): the result has \(candidates.count) \(table.spec.rowIdentity!) columns of \(table.spec.name) (a self-join?); select the encrypted column of one table instance only")
-                }
-                identityIndex = first
-            }
-            return .encrypted(EncryptedSlot(column: spec, table: "\(table.spec.name)", identityIndex: identityIndex))
-        }
-    }
-
-    /// Row `index` of `result`, decrypted; nil when a post-filter drops it.
-    func decodeRow(_ result: PostgresResult, _ index: Int) throws -> Row? {
-        var values: [SQLValue] = []
-        values.reserveCapacity(slots.count)
-        for (column, slot) in slots.enumerated() {
-            switch slot {
-            case .plain(let oid):
-                values.append(result.string(row: index, column: column).map { SQLValue(postgresText: $0, oid: oid) } ?? .null)
-            case .encrypted(let encrypted):
-                guard let raw = result.valueBytes(row: index, column: column) else { values.append(.null); continue }
-                let sealed: UnsafeRawBufferPointer
-                if result.columns[column].format == .binary {
-                    sealed = raw
-                } else {
-                    let count = try ByteaText.decodedByteCount(raw)
-                    if sealedScratch.count < count {
-                        sealedScratch.deallocate()
-                        sealedScratch = .allocate(byteCount: count, alignment: 16)
-                    }
-                    sealed = UnsafeRawBufferPointer(rebasing: sealedScratch[0..<(try ByteaText.decode(raw, into: sealedScratch))])
-                }
-                values.append(try open(sealed, slot: column, encrypted, result: result, row: index))
-            }
-        }
-        // Drop rows that matched a truncated blind index only by chance.
-        for filter in postFilters {
-            let value = values[filter.column]
-            guard !value.isNull, filter.accepted.contains(try ColumnCodec.encode(value, as: filter.type, column: "")) else { return nil }
-        }
-        if hidden > 0 { values.removeLast(hidden) }
-        return Row(columns: names, values: values)
-    }
-
-    private func open(_ sealed: UnsafeRawBufferPointer, slot: Int, _ encrypted: EncryptedSlot, result: PostgresResult, row: Int) throws -> SQLValue {
-        let column = encrypted.column
-        if column.format == .esdk {
-            let esdk = try connection.database.esdkColumns()
-            do {
-                let text = try esdk.open(Array(sealed), column: column) { try connection.database.blocking($0) }
-                return try ColumnCodec.value(ofText: text, as: column.type)
-            } catch let error as ProxyError {
-                throw error
-            } catch {
-                throw encrypted.failure
-            }
-        }
-        guard let header = try? CompactEnvelope.header(raw: sealed) else { throw encrypted.failure }
-        let cipher = try cipher(for: encrypted, slot: slot, keyID: header.keyID)
-        let count = sealed.count - CompactEnvelope.overheadByteCount
-        if plaintextScratch.count < count {
-            plaintextScratch.deallocate()
-            plaintextScratch = .allocate(byteCount: count, alignment: 16)
-        }
-        let output = UnsafeMutableRawBufferPointer(rebasing: plaintextScratch[0..<count])
-        defer { output.initializeMemory(as: UInt8.self, repeating: 0) }
-        // The row identity is read in place from the result (its canonical text form).
-        let opened: (type: PlaintextType, count: Int)?
-        if let identityIndex = encrypted.identityIndex {
-            guard let identity = result.valueBytes(row: row, column: identityIndex) else {
-                throw ProxyError(.integrity, "\(encrypted.table).\(column.name) holds a value in a row whose row identity is NULL")
-            }
-            opened = try? cipher.open(sealed, context: encrypted.context, rowIdentity: identity, into: output)
-        } else {
-            opened = try? cipher.open(sealed, context: encrypted.context, rowIdentity: nil, into: output)
-        }
-        guard let opened else { throw encrypted.failure }
-        return try ColumnCodec.decode(UnsafeRawBufferPointer(output), as: opened.type)
-    }
-
-    private func cipher(for encrypted: EncryptedSlot, slot: Int, keyID: CompactKeyID) throws -> ColumnCipher {
-        if let last = encrypted.lastCipher, last.keyID == keyID { return last.cipher }
-        let cipher: ColumnCipher
-        if ownCiphers {
-            if let own = ciphers[keyID]?[slot] {
-                cipher = own
-            } else {
-                cipher = try connection.makeCipher(for: encrypted.column, keyID: keyID)
-                ciphers[keyID, default: [:]][slot] = cipher
-            }
-        } else {
-            cipher = try connection.cipher(for: encrypted.column, keyID: keyID)
-        }
-        encrypted.lastCipher = (keyID, cipher)
-        return cipher
-    }
-}

@@ -1,6 +1,27 @@
-import MRKSQL
 import Foundation
 import MRKPostgres
+
+/// Runs libpq work, turning its errors into `ProxyError` (the one mapping, `ProxyError.init(_:context:)`).
+///
+/// - Parameter context: what was being done, for the message ("reading the keystore").
+func postgres<R>(_ context: @autoclosure () -> String? = nil, _ body: () throws -> R) throws(ProxyError) -> R {
+    do {
+        return try body()
+    } catch {
+        throw ProxyError.from(error, context: context())
+    }
+}
+
+extension ProxyError {
+    /// An error from libpq (or already a `ProxyError`), mapped.
+    static func from(_ error: any Error, context: String? = nil) -> ProxyError {
+        switch error {
+        case let error as ProxyError: error
+        case let error as PostgresError: ProxyError(error, context: context)
+        default: ProxyError(.database, "\(context ?? "a database call") failed")
+        }
+    }
+}
 
 /// A `PostgresConnection` shared between tasks, used by one at a time.
 ///
@@ -10,8 +31,13 @@ final class SerializedConnection: @unchecked Sendable {
     private let lock = NSLock()
     private var connection: PostgresConnection?
     private let url: String
+    /// Names the database in connection errors ("the us-east-1 database").
+    private let label: String
 
-    init(url: String) { self.url = Self.withTimeouts(url) }
+    init(url: String, label: String = "the database") {
+        self.url = Self.withTimeouts(url)
+        self.label = label
+    }
 
     /// The keystore's reads and writes are tiny; a server or network that stops answering must
     /// turn into an error (and so a retry or the stale window), never a wait without end. Adds
@@ -32,18 +58,19 @@ final class SerializedConnection: @unchecked Sendable {
         return url + " " + settings.map { key, value in value.contains(" ") ? "\(key)='\(value)'" : "\(key)=\(value)" }.joined(separator: " ")
     }
 
-    /// Runs `body` with the connection, (re)connecting first if needed. A connection that failed
-    /// at the libpq level is dropped so the next call reconnects.
-    func withConnection<R>(_ body: (PostgresConnection) throws -> R) throws -> R {
-        try lock.withLock {
-            let conn = try connection ?? PostgresConnection(url)
+    /// Runs `body` with the connection, (re)connecting first if needed. A connection that is no
+    /// longer up afterwards is dropped so the next call reconnects.
+    func withConnection<R>(_ body: (PostgresConnection) throws(ProxyError) -> R) throws(ProxyError) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        let conn: PostgresConnection
+        if let existing = connection {
+            conn = existing
+        } else {
+            conn = try postgres("cannot connect to \(label)") { try PostgresConnection(url, overrides: PostgresConnection.libraryParameters) }
             connection = conn
-            do {
-                return try body(conn)
-            } catch let error as PostgresError where error.code == .client {
-                connection = nil
-                throw error
-            }
         }
+        defer { if !conn.isConnected { connection = nil } }
+        return try body(conn)
     }
 }

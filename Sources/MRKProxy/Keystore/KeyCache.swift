@@ -1,4 +1,3 @@
-import MRKSQL
 import Foundation
 import Logging
 import MRKCrypto
@@ -22,7 +21,7 @@ final class KeyCache: @unchecked Sendable {
     private enum Entry {
         case ready(SecretBytes, loadedAt: ContinuousClock.Instant)
         /// A load in flight (`id` tells loads apart), with the key it replaces if any.
-        case loading(Task<SecretBytes, Error>, id: Int, stale: (SecretBytes, ContinuousClock.Instant)?)
+        case loading(Task<SecretBytes, any Error>, id: Int, stale: (SecretBytes, ContinuousClock.Instant)?)
     }
 
     private let lock = NSLock()
@@ -34,13 +33,14 @@ final class KeyCache: @unchecked Sendable {
     private let staleWindow: Duration
     private let retryDelay: Duration
     private let logger: Logger
-    private let clock = ContinuousClock()
+    private let time: TimeSource
 
-    init(ttl: Duration, staleWindow: Duration, logger: Logger) {
+    init(ttl: Duration, staleWindow: Duration, logger: Logger, time: TimeSource = .continuous) {
         self.ttl = ttl
         self.staleWindow = staleWindow
         self.retryDelay = min(ttl, .seconds(5))
         self.logger = logger
+        self.time = time
     }
 
     /// Number of loads started so far (KMS unwraps).
@@ -48,21 +48,22 @@ final class KeyCache: @unchecked Sendable {
 
     /// The key if it is cached and fresh; never waits.
     func cached(_ key: Key) -> SecretBytes? {
-        lock.withLock {
-            if case .ready(let secret, let loadedAt) = entries[key], clock.now - loadedAt < ttl { return secret }
+        let now = time.now()
+        return lock.withLock {
+            if case .ready(let secret, let loadedAt) = entries[key], now - loadedAt < ttl { return secret }
             return nil
         }
     }
 
     /// The key, loading it (once, however many callers ask at the same time) when needed.
-    func value(for key: Key, load: @escaping @Sendable () async throws -> SecretBytes) async throws -> SecretBytes {
+    func value(for key: Key, load: @escaping @Sendable () async throws(ProxyError) -> SecretBytes) async throws(ProxyError) -> SecretBytes {
         if let secret = cached(key) { return secret }
         enum Plan {
             case use(SecretBytes)
-            case wait(Task<SecretBytes, Error>)
+            case wait(Task<SecretBytes, any Error>)
         }
+        let now = time.now()
         let plan: Plan = lock.withLock {
-            let now = clock.now
             switch entries[key] {
             case .ready(let secret, let loadedAt):
                 if now - loadedAt < ttl { return .use(secret) }
@@ -79,34 +80,44 @@ final class KeyCache: @unchecked Sendable {
             }
         }
         switch plan {
-        case .use(let secret): return secret
-        case .wait(let task): return try await task.value
+        case .use(let secret):
+            return secret
+        case .wait(let task):
+            do {
+                return try await task.value
+            } catch let error as ProxyError {
+                throw error
+            } catch {
+                throw ProxyError(.kms, "loading key \(key.keyspaceID)/v\(key.version) failed")
+            }
         }
     }
 
     /// Starts loading `key`; called with `lock` held. The load records its own outcome.
     private func startLoad(_ key: Key, stale: (SecretBytes, ContinuousClock.Instant)?,
-                           _ load: @escaping @Sendable () async throws -> SecretBytes) -> Task<SecretBytes, Error> {
+                           _ load: @escaping @Sendable () async throws(ProxyError) -> SecretBytes) -> Task<SecretBytes, any Error> {
         loadCount += 1
         let id = loadCount
-        let task = Task { [self] in
+        let task = Task<SecretBytes, any Error> { [self] in
             do {
                 let secret = try await load()
+                let now = time.now()
                 lock.withLock {
                     if case .loading(_, let current, _) = entries[key], current == id {
-                        entries[key] = .ready(secret, loadedAt: clock.now)
+                        entries[key] = .ready(secret, loadedAt: now)
                         retryAt[key] = nil
                     }
                 }
                 return secret
             } catch {
+                let now = time.now()
                 lock.withLock {
                     guard case .loading(_, let current, _) = entries[key], current == id else { return }
-                    if let (secret, loadedAt) = stale, clock.now - loadedAt < ttl + staleWindow {
+                    if let (secret, loadedAt) = stale, now - loadedAt < ttl + staleWindow {
                         logger.warning("key reload failed; serving the cached key within its stale window",
                                        metadata: ["keyspace.id": "\(key.keyspaceID)", "version": "\(key.version)", "error": "\(error)"])
                         entries[key] = .ready(secret, loadedAt: loadedAt)
-                        retryAt[key] = clock.now + retryDelay
+                        retryAt[key] = now + retryDelay
                     } else {
                         entries[key] = nil
                     }
@@ -123,6 +134,14 @@ final class KeyCache: @unchecked Sendable {
         lock.withLock {
             entries.removeAll()
             retryAt.removeAll()
+        }
+    }
+
+    /// Forgets one key (a retired version).
+    func remove(_ key: Key) {
+        lock.withLock {
+            entries[key] = nil
+            retryAt[key] = nil
         }
     }
 }

@@ -1,13 +1,18 @@
 import Foundation
+import Logging
+import MRKCluster
+import MRKCrypto
+@testable import MRKDevTools
+import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
-@testable import MRKDevTools
-@testable import MRKLocalKMS
 
 /// The CLI end to end: `mrkproxy demo` and `mrkproxy sql` as a user runs them.
 @Suite(.serialized) struct CLITests {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// The `mrkproxy` binary `swift test` built next to the test bundle.
     static func binary() throws -> String {
@@ -23,7 +28,7 @@ import Testing
     /// Runs the CLI; returns (status, stdout, stderr).
     static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws -> (Int32, String, String) {
         let path = try binary()
-        return try await withBlockingThread {
+        return try await onBlockingThread {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: path)
             process.arguments = arguments
@@ -79,7 +84,7 @@ import Testing
         try server.run()
         defer { server.terminate(); server.waitUntilExit() }
         // Wait for the banner: the lock is taken before it is printed.
-        let banner = try await withBlockingThread { () throws -> String in
+        let banner = try await onBlockingThread { () throws -> String in
             var text = ""
             while !text.contains("listening") {
                 let chunk = output.fileHandleForReading.availableData

@@ -1,6 +1,13 @@
 import Foundation
+import Logging
+import MRKCluster
+import MRKCrypto
+@testable import MRKDevTools
+import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
 
 extension ProxyIntegration {
@@ -37,7 +44,7 @@ extension ProxyIntegration {
                       memo: { type: text, format: esdk }
                 """)
             let note = secret("NOTE"), memo = secret("MEMO")
-            let raw: [UInt8] = try await withBlockingThread {
+            let raw: [UInt8] = try await onBlockingThread {
                 let conn = try east.connect()
                 try conn.batch("INSERT INTO \(table) (id, notes, memo) VALUES ($1, $2, $3)",
                                (1...50).map { [.int($0), .text(note + " #\($0)"), .text(memo)] })
@@ -46,7 +53,7 @@ extension ProxyIntegration {
                 return try admin.execute("SELECT notes FROM \(table) WHERE id = 7", resultFormat: .binary).bytes(row: 0, column: 0)!
             }
             #expect(raw.first == 0x02, "an ESDK v2 message")
-            let rows = try await withBlockingThread {
+            let rows = try await onBlockingThread {
                 try south.connect().query("SELECT id, notes, memo FROM \(table) ORDER BY id").rows.map { [$0.string("notes"), $0.string("memo")] }
             }
             #expect(rows.count == 50 && rows[6] == [note + " #7", memo])
@@ -56,7 +63,7 @@ extension ProxyIntegration {
 
             // A message moved to another column does not decrypt there.
             try PostgresConnection(stack.databaseURL(replica: false)).execute("UPDATE \(table) SET memo = notes WHERE id = 1")
-            let moved = try await withBlockingThread {
+            let moved = try await onBlockingThread {
                 Result { try east.connect().query("SELECT memo FROM \(table) WHERE id = 1") }
             }
             #expect(throws: ProxyError.self) { try moved.get() }
@@ -64,7 +71,7 @@ extension ProxyIntegration {
             // The official AWS Encryption SDK for Python reads it with the Sydney replica key.
             let python = try Self.python()
             let southARN = stack.keyARN(region: "ap-southeast-2")
-            let output: String = try await withBlockingThread {
+            let output: String = try await onBlockingThread {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: python)
                 process.arguments = ["-c", Self.script, southARN]

@@ -1,6 +1,13 @@
 import Foundation
+import Logging
+import MRKCluster
+import MRKCrypto
+@testable import MRKDevTools
+import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
 
 extension ProxyIntegration {
@@ -19,12 +26,12 @@ extension ProxyIntegration {
                 try PostgresConnection(url).execute("SELECT count(*) FROM \(table)").string(row: 0, column: 0)
             }
 
-            try await withBlockingThread { () throws in
+            try await onBlockingThread { () throws in
                 let raw = try PostgresConnection(url)
                 let conn = try east.connect()
                 // A failed statement whose error the body caught: COMMIT would silently roll back.
                 let aborted = #expect(throws: ProxyError.self) {
-                    try conn.transaction { c in
+                    try conn.transaction { (c) throws(ProxyError) in
                         try c.execute(insert, [.int(1), .text(secret("TXN"))])
                         _ = try? c.execute(insert, [.int(1), .text(secret("TXN"))])  // duplicate key, caught
                     }
@@ -33,21 +40,21 @@ extension ProxyIntegration {
                 #expect(try count() == "0")
 
                 // Nested: the inner block is a savepoint; its failure leaves the outer work in place.
-                try conn.transaction { c in
+                try conn.transaction { (c) throws(ProxyError) in
                     try c.execute(insert, [.int(2), .text(secret("TXN"))])
                     #expect(throws: ProxyError.self) {
-                        try c.transaction { inner in
+                        try c.transaction { (inner) throws(ProxyError) in
                             try inner.execute(insert, [.int(3), .text(secret("TXN"))])
                             try inner.execute(insert, [.int(2), .text(secret("TXN"))])  // duplicate key
                         }
                     }
-                    _ = try c.transaction { inner in try inner.execute(insert, [.int(4), .text(secret("TXN"))]) }
+                    _ = try c.transaction { (inner) throws(ProxyError) in try inner.execute(insert, [.int(4), .text(secret("TXN"))]) }
                 }
                 #expect(try raw.execute("SELECT string_agg(id::text, ',' ORDER BY id) FROM \(table)").string(row: 0, column: 0) == "2,4")
 
                 // A batch failing half-way inside the caller's transaction leaves none of its rows;
                 // the caller's own work stays.
-                try conn.transaction { c in
+                try conn.transaction { (c) throws(ProxyError) in
                     try c.execute(insert, [.int(6), .text(secret("TXN"))])
                     var rows: [[SQLValue]] = (10..<20).map { [.int($0), .text(secret("TXN"))] }
                     rows[5][0] = .null  // cannot be sealed: no row identity
@@ -58,14 +65,14 @@ extension ProxyIntegration {
 
             // A borrower that opens a transaction and throws: the next borrower gets an idle connection.
             let pool = EncryptedConnectionPool(database: east, maxConnections: 1)
-            struct Oops: Error {}
-            await #expect(throws: Oops.self) {
-                try await pool.withConnection { c in
+            let oops = await #expect(throws: ProxyError.self) {
+                try await pool.withConnection { (c) throws(ProxyError) in
                     try c.execute("BEGIN")
                     try c.execute(insert, [.int(5), .text(secret("TXN"))])
-                    throw Oops()
+                    throw ProxyError.rollback("oops")
                 }
             }
+            #expect(oops?.code == .cancelled)
             let status = try await pool.withConnection { c in c.connection.transactionStatus == .idle }
             #expect(status)
             #expect(try count() == "3", "the abandoned transaction was rolled back")
@@ -79,7 +86,7 @@ extension ProxyIntegration {
             let (east, _) = try await openBoth(stack, tables: Proxy.customersConfig(table))
             let url = stack.databaseURL(replica: false)
             let ssn = secret("CONN")
-            try await withBlockingThread { () throws in
+            try await onBlockingThread { () throws in
                 let raw = try PostgresConnection(url)
                 // A prepared statement keeps its connection alive.
                 let statement = try east.connect().prepare("INSERT INTO \(table) (id, name, ssn) VALUES ($1, $2, $3)", parameterCount: 3)

@@ -1,6 +1,13 @@
 import Foundation
+import Logging
+import MRKCluster
+import MRKCrypto
+@testable import MRKDevTools
+import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
 
 extension ProxyIntegration {
@@ -60,7 +67,7 @@ extension ProxyIntegration {
                 do {
                     _ = try conn.query(sql)
                     Issue.record("not refused: \(template)")
-                } catch let error as ProxyError {
+                } catch {
                     #expect(error.code == .refused, "\(template): \(error)")
                     #expect(error.description.contains(table), "\(template): \(error)")
                     if column != "{t}" { #expect(error.description.contains(column), "\(template): \(error)") }

@@ -1,8 +1,13 @@
 import Foundation
+import Logging
+import MRKCluster
 import MRKCrypto
+@testable import MRKDevTools
 import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
 
 extension ProxyIntegration {
@@ -45,7 +50,7 @@ extension ProxyIntegration {
             let reader = try south.connect()
             let rows = try reader.query("SELECT id, name, ssn, dob FROM \(table) ORDER BY id").rows
             #expect(rows.map { $0.string("ssn") } == ssns)
-            #expect(rows.map { $0.date("dob").map(PostgresTime.dateText) } == ["1990-01-01", "1990-01-02", "1990-01-03"])
+            #expect(rows.map { $0.calendarDate("dob")?.description } == ["1990-01-01", "1990-01-02", "1990-01-03"])
             let found = try reader.query("SELECT name FROM \(table) WHERE ssn = $1", [.text(ssns[1])])
             #expect(found.rows.map { $0.string("name") } == ["Customer 2"])
 
@@ -74,13 +79,13 @@ extension ProxyIntegration {
             let plainConfig = "tables:\n  public.\(table):\n    row_identity: id\n    columns:\n"
                 + types.map { "      c_\($0.rawValue): { type: \($0.rawValue) }" }.joined(separator: "\n")
             let (east, south) = try await openBoth(stack, tables: plainConfig)
-            let when = Date(timeIntervalSince1970: 1_700_000_000.123456)
+            let when = try #require(SQLTimestamp(microsecondsSince1970: 1_700_000_000_123_456))
             let uuid = UUID()
             let values: [ColumnValueType: SQLValue] = [
                 .text: .text(secret("TXT") + " ünïcødé"), .int2: .int(-32768), .int4: .int(2_147_483_647), .int8: .int(Int.min),
-                .numeric: .decimal(Decimal(string: "12345678901234567890.000123")!), .float4: .double(1.5), .float8: .double(-0.1),
-                .bool: .bool(true), .date: .date(PostgresTime.parseDate("2024-02-29")!), .timestamp: .date(when),
-                .timestamptz: .date(when), .uuid: .uuid(uuid), .bytea: .bytes([0, 1, 2, 255]), .json: .json("{\"a\": [1, 2]}"),
+                .numeric: .numeric(SQLNumeric("12345678901234567890.000123")!), .float4: .float(1.5), .float8: .double(-0.1),
+                .bool: .bool(true), .date: .date(SQLDate("2024-02-29")!), .timestamp: .timestamp(when),
+                .timestamptz: .timestamptz(when), .uuid: .uuid(uuid), .bytea: .bytes([0, 1, 2, 255]), .json: .json("{\"a\": [1, 2]}"),
                 .jsonb: .json("{\"b\": null}"),
             ]
             let writer = try east.connect()
@@ -100,9 +105,9 @@ extension ProxyIntegration {
             }
             #expect(rows[1]["c_text"] == .text(literalSSN))
             #expect(rows[1]["c_int4"] == .int(42))
-            #expect(rows[1].date("c_date").map(PostgresTime.dateText) == "1999-12-31")
+            #expect(rows[1].calendarDate("c_date")?.description == "1999-12-31")
             #expect(rows[1]["c_bool"] == .bool(true))
-            #expect(rows[1]["c_numeric"] == .decimal(Decimal(string: "3.25")!))
+            #expect(rows[1]["c_numeric"] == .numeric(SQLNumeric("3.25")!))
             #expect(rows[1]["c_uuid"] == .uuid(uuid))
             #expect(rows[1]["c_json"] == .null)
             // A value of the wrong type is refused before anything is sent.
@@ -230,7 +235,7 @@ extension ProxyIntegration {
             let conn = try east.connect()
             let a = secret("API"), b = secret("API")
             let returned = try conn.query("INSERT INTO \(table) (id, name, ssn, dob) VALUES ($1, $2, $3, $4) RETURNING id, ssn AS s, dob",
-                                          [.int(1), .text("Ada"), .text(a), .date(PostgresTime.parseDate("1815-12-10")!)])
+                                          [.int(1), .text("Ada"), .text(a), .date(SQLDate("1815-12-10")!)])
             #expect(returned.rows.first?["s"] == .text(a))
             try conn.execute("INSERT INTO \(table)_orders VALUES (10, 1, 9.5)")
             let star = try conn.query("SELECT * FROM \(table)")
@@ -242,13 +247,13 @@ extension ProxyIntegration {
             let prepared = try conn.prepare("SELECT name FROM \(table) WHERE ssn = $1", parameterCount: 1)
             #expect(try prepared.query([.text(a)]).rows.first?.string("name") == "Ada")
 
-            struct Boom: Error {}
-            #expect(throws: Boom.self) {
-                try conn.transaction { tx in
+            let rolledBack = #expect(throws: ProxyError.self) {
+                try conn.transaction { (tx) throws(ProxyError) in
                     try tx.execute("INSERT INTO \(table) (id, name, ssn) VALUES (2, 'rolled back', $1)", [.text(b)])
-                    throw Boom()
+                    throw ProxyError.rollback("boom")
                 }
             }
+            #expect(rolledBack?.code == .cancelled)
             #expect(try conn.query("SELECT id FROM \(table) WHERE id = 2").rows.isEmpty)
 
             let inserted = try conn.batch("INSERT INTO \(table) (id, name, ssn) VALUES ($1, $2, $3)",

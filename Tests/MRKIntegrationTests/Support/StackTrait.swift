@@ -1,11 +1,14 @@
 import Foundation
+import Logging
 import MRKCluster
+import MRKCrypto
+@testable import MRKDevTools
 import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
-@testable import MRKDevTools
-@testable import MRKLocalKMS
 
 /// Gives a suite one local stack (primary + streaming replica with `log_statement = all`, the
 /// embedded KMS served over HTTP with an MRK in us-east-1 replicated to ap-southeast-2, schema
@@ -13,7 +16,7 @@ import Testing
 struct StackTrait: SuiteTrait, TestScoping {
     @TaskLocal static var current: LocalStack?
 
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         var configuration = LocalStack.Configuration(sqlDirectory: Self.repo.appendingPathComponent("sql"))

@@ -1,8 +1,13 @@
 import Foundation
+import Logging
+import MRKCluster
 import MRKCrypto
+@testable import MRKDevTools
 import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
 
 extension ProxyIntegration {
@@ -15,26 +20,26 @@ extension ProxyIntegration {
             let insert = "INSERT INTO \(table) (id, name, ssn) VALUES ($1, $2, $3)"
             let (first, second, literal, later) = (secret("PLAN1"), secret("PLAN2"), secret("PLANLIT"), secret("PLAN3"))
 
-            let box = try await withBlockingThread { () throws -> UncheckedBox<EncryptedConnection> in
+            let box = try await onBlockingThread { () throws -> UncheckedBox<EncryptedConnection> in
                 let conn = try east.connect()
                 try conn.execute(insert, [.int(1), .text("a"), .text(first)])
                 try conn.execute(insert, [.int(2), .text("b"), .text(second)])
-                #expect(conn.cachedPlanCount == 1, "the second insert reuses the first one's plan")
+                #expect(conn.plans.count == 1, "the second insert reuses the first one's plan")
                 // A plan that holds a value written in the SQL text is not kept.
                 try conn.execute("INSERT INTO \(table) (id, name, ssn) VALUES (3, 'c', '\(literal)')")
                 #expect(try conn.query("SELECT id, ssn FROM \(table) WHERE ssn = '\(literal)'").rows.map { $0.int("id") } == [3])
-                #expect(conn.cachedPlanCount == 1)
+                #expect(conn.plans.count == 1)
                 let found = try conn.query("SELECT id, ssn FROM \(table) WHERE ssn = $1", [.text(second)])
                 #expect(found.rows.map { $0.int("id") } == [2])
                 #expect(try conn.query("SELECT id, ssn FROM \(table) WHERE ssn = $1", [.text(first)]).rows.map { $0.int("id") } == [1])
-                #expect(conn.cachedPlanCount == 2)
+                #expect(conn.plans.count == 2)
                 return UncheckedBox(conn)
             }
 
             // After a rotation (and the active-version TTL), the cached insert plan seals under v2.
             #expect(try await keystore.rotate(keyspace: east.configuration.keyspace) == 2)
             try await Task.sleep(for: .milliseconds(120))
-            try await withBlockingThread {
+            try await onBlockingThread {
                 let conn = box.value
                 try conn.execute(insert, [.int(4), .text("d"), .text(later)])
                 let raw = try PostgresConnection(stack.databaseURL(replica: false)).execute("SELECT id, ssn FROM \(table) ORDER BY id")
@@ -58,7 +63,7 @@ extension ProxyIntegration {
                 config.kms.staleWindow = .milliseconds(2_000)
             }
             let ssn = secret("EXPIRY")
-            let box = try await withBlockingThread { () throws -> UncheckedBox<EncryptedConnection> in
+            let box = try await onBlockingThread { () throws -> UncheckedBox<EncryptedConnection> in
                 let conn = try east.connect()
                 try conn.execute("INSERT INTO \(table) (id, name, ssn) VALUES ($1, 'x', $2)", [.int(1), .text(ssn)])
                 #expect(try conn.query("SELECT id, ssn FROM \(table)").rows.first?.string("ssn") == ssn)
@@ -66,12 +71,12 @@ extension ProxyIntegration {
             }
             flaky.breakIt()
             // Within the TTL and stale window the connection keeps working from cached keys…
-            try await withBlockingThread { () throws in
+            try await onBlockingThread { () throws in
                 #expect(try box.value.query("SELECT id, ssn FROM \(table)").rows.first?.string("ssn") == ssn)
             }
             // …and once both have passed it must ask KMS again, which now fails.
             try await Task.sleep(for: .milliseconds(2_500))
-            try await withBlockingThread {
+            try await onBlockingThread {
                 #expect(throws: ProxyError.self) { try box.value.query("SELECT id, ssn FROM \(table)") }
                 #expect(throws: ProxyError.self) { try box.value.execute("INSERT INTO \(table) (id, name, ssn) VALUES (2, 'y', $1)", [.text(ssn)]) }
             }
@@ -86,7 +91,7 @@ extension ProxyIntegration {
                 let separator = config.regions["us-east-1"]!.database.contains("?") ? "&" : "?"
                 config.regions["us-east-1"]!.database += separator + "options=-c%20standard_conforming_strings%3Doff"
             }
-            try await withBlockingThread { () throws in
+            try await onBlockingThread { () throws in
                 let conn = try east.connect()
                 let error = #expect(throws: ProxyError.self) {
                     try conn.execute("INSERT INTO \(table) (id, name, ssn) VALUES (1, 'a', $1)", [.text(secret("SCS"))])

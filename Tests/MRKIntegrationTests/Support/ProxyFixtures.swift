@@ -1,11 +1,14 @@
 import Foundation
+import Logging
 import MRKCluster
+import MRKCrypto
+@testable import MRKDevTools
 import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
-@testable import MRKDevTools
-@testable import MRKLocalKMS
 
 /// Plaintexts that tests write only into encrypted columns (or only in refused statements). After
 /// the suite, the no-leak scan looks for every one of them in both servers' data directories (heap

@@ -1,6 +1,13 @@
 import Foundation
+import Logging
+import MRKCluster
+import MRKCrypto
+@testable import MRKDevTools
+import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
 
 extension ProxyIntegration {
@@ -11,7 +18,7 @@ extension ProxyIntegration {
             let table = uniqueName("atom")
             try ddl(stack, Proxy.customersTable(table))
             let (east, _) = try await openBoth(stack, tables: Proxy.customersConfig(table))
-            try await withBlockingThread {
+            try await onBlockingThread {
                 let conn = try east.connect()
                 var rows: [[SQLValue]] = (1...500).map { [.int($0), .text("n"), .text(secret("ATOM"))] }
                 rows[300][0] = .null  // no row identity: this row cannot be sealed

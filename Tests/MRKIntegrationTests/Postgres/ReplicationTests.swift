@@ -1,5 +1,13 @@
+import Foundation
+import Logging
 import MRKCluster
+import MRKCrypto
+@testable import MRKDevTools
+import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
+@testable import MRKProxy
+import MRKSQL
 import Testing
 
 extension PostgresIntegration {

@@ -1,11 +1,14 @@
 import Foundation
+import Logging
+import MRKCluster
 import MRKCrypto
+@testable import MRKDevTools
 import MRKKMS
+@testable import MRKLocalKMS
 import MRKPostgres
 @testable import MRKProxy
+import MRKSQL
 import Testing
-@testable import MRKDevTools
-@testable import MRKLocalKMS
 
 extension ProxyIntegration {
     @Suite struct Keystore {
@@ -64,7 +67,7 @@ extension ProxyIntegration {
             #expect(v2.version == 2 && v2.key != v1.key)
             #expect(try primary.list(keyspace: keyspace).map(\.state) == ["decrypt_only", "active"])
             // The beacon key does not change with rotation.
-            #expect(try await primary.beaconKey(keyspaceID: v1.keyspaceID) == BranchKeyStore.beaconKey(fromFirstVersion: v1.key))
+            #expect(try await primary.beaconKey(keyspaceID: v1.keyspaceID) == CompactKeyHierarchy.beaconKey(fromFirstBranchKey: v1.key))
             // Old versions still unwrap.
             #expect(try await primary.key(keyspaceID: v1.keyspaceID, version: 1).key == v1.key)
 
