@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "MRKProxy",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         // What an app links: configuration, SQL interception, the encrypted connection, the
         // keystore, the crypto formats and the AWS KMS client. No development tooling.

@@ -12,8 +12,13 @@
 /// ```
 package struct SQLInterceptor: Sendable {
     let schema: EncryptedSchema
+    /// The server's lexical rules (numbers changed in PostgreSQL 16).
+    let dialect: SQLTokenizer.Dialect
 
-    package init(schema: EncryptedSchema) { self.schema = schema }
+    package init(schema: EncryptedSchema, dialect: SQLTokenizer.Dialect = .latest) {
+        self.schema = schema
+        self.dialect = dialect
+    }
 
     /// Plans one statement.
     ///
@@ -27,17 +32,22 @@ package struct SQLInterceptor: Sendable {
     ///   statements one of which mentions a configured table, or uses `$n` beyond
     ///   `parameterCount`. Nothing may be sent then. The error never contains SQL text or values.
     package func plan(_ sql: String, parameterCount: Int) throws(InterceptionError) -> StatementPlan {
+        // libpq sends text up to its first NUL: the server would run another statement than this.
+        guard !sql.utf8.contains(0) else {
+            throw InterceptionError(
+                .unparseable, construct: "a NUL character in the statement text",
+                reason: "libpq sends statement text only up to a NUL, so the server would run a different statement")
+        }
         let tokens: [SQLToken]
         do {
-            tokens = try SQLTokenizer.tokenize(sql)
+            tokens = try SQLTokenizer.tokenize(sql, dialect: dialect)
         } catch {
-            // PostgreSQL will reject the text too; refuse only if it may concern a configured table.
-            if let table = tableNamedInRawText(sql) {
-                throw InterceptionError(
-                    .unparseable, table: table, construct: "statement that cannot be tokenized (\(error.reason))",
-                    reason: "statements that mention a configured table must be parsed completely")
-            }
-            return passThrough(sql, parameterCount: parameterCount, kind: .other, isWrite: true)
+            // PostgreSQL rejects such text too; but which tables it names cannot be known (a name
+            // can be spelt many ways), so it is never sent.
+            throw InterceptionError(
+                .unparseable, table: tableNamedInRawText(sql),
+                construct: "statement that cannot be tokenized (\(error.reason) at byte \(error.offset))",
+                reason: "PostgreSQL would reject it too, and a statement that cannot be analysed is never sent")
         }
 
         let statements = splitStatements(tokens)
@@ -189,12 +199,11 @@ package struct SQLInterceptor: Sendable {
         return found
     }
 
-    /// For text that cannot be tokenized: a configured table whose name appears anywhere in it.
+    /// For a message about text that cannot be tokenized: a configured table whose name appears in
+    /// it (the refusal does not depend on it; a name can be spelt in ways this would not find).
     private func tableNamedInRawText(_ sql: String) -> QualifiedName? {
         let lowered = sql.lowercased()
-        return schema.tables.keys.sorted { $0.description < $1.description }.first {
-            lowered.contains($0.name.lowercased())
-        }
+        return schema.tables.keys.sorted { $0.description < $1.description }.first { lowered.contains($0.name.lowercased()) }
     }
 
     private static let queryKeywords: Set<String> = ["select", "insert", "update", "delete", "merge", "values", "atomic"]

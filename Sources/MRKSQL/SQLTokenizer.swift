@@ -3,12 +3,29 @@
 ///
 /// Handles unquoted identifiers (folded to lower case), quoted and `U&"…"` identifiers, string
 /// constants (`'…'` with `''`, `E'…'` with backslash escapes, `U&'…'` with `UESCAPE`, `$tag$…$tag$`,
-/// `B'…'`, `X'…'`, `N'…'`, and the continuation of a constant over a newline), numbers (including
-/// `0x…`, `0o…`, `0b…` and `_` separators), `$n` parameters, operators (with PostgreSQL's rule for a
+/// `B'…'`, `X'…'`, `N'…'`, and the continuation of a constant over a newline), numbers (from
+/// PostgreSQL 16 also `0x…`, `0o…`, `0b…` and `_` separators; a number directly followed by letters
+/// is an error, as in PostgreSQL 15), `$n` parameters, operators (with PostgreSQL's rule for a
 /// trailing `+`/`-`), `::`, punctuation, `--` and nested `/* */` comments.
 ///
-/// It never traps: any input either tokenizes or throws `Failure`.
-struct SQLTokenizer {
+/// Decoded string constants must be valid UTF-8 without NUL, as a UTF-8 database requires
+/// (`E'\xff'` and `E'\400'` are errors there). It never traps: any input either tokenizes or
+/// throws `Failure`.
+package struct SQLTokenizer {
+    /// The lexical rules that changed between PostgreSQL versions.
+    package struct Dialect: Sendable, Hashable {
+        /// PostgreSQL 16: `0x1F`, `0o17`, `0b101` and `1_000` are numbers (in 15 they are errors).
+        package var nonDecimalIntegers: Bool
+
+        /// The rules of the server with this `server_version_num` (e.g. 150004).
+        package init(serverVersion: Int) { nonDecimalIntegers = serverVersion >= 160_000 }
+
+        package init(nonDecimalIntegers: Bool) { self.nonDecimalIntegers = nonDecimalIntegers }
+
+        /// The newest rules.
+        package static let latest = Dialect(nonDecimalIntegers: true)
+    }
+
     /// Why the text could not be tokenized. Carries a byte offset and a fixed reason, never text.
     struct Failure: Error, Sendable, Equatable {
         var offset: Int
@@ -19,16 +36,20 @@ struct SQLTokenizer {
     ///
     /// - Throws: `Failure` for an unterminated string, quoted identifier or comment, an invalid
     ///   escape, or a parameter number that does not fit.
-    static func tokenize(_ sql: String) throws(Failure) -> [SQLToken] {
-        var tokenizer = SQLTokenizer(bytes: Array(sql.utf8))
+    static func tokenize(_ sql: String, dialect: Dialect = .latest) throws(Failure) -> [SQLToken] {
+        var tokenizer = SQLTokenizer(bytes: Array(sql.utf8), dialect: dialect)
         return try tokenizer.run()
     }
 
     private let bytes: [UInt8]
+    private let dialect: Dialect
     private var index = 0
     private var tokens: [SQLToken] = []
 
-    private init(bytes: [UInt8]) { self.bytes = bytes }
+    private init(bytes: [UInt8], dialect: Dialect) {
+        self.bytes = bytes
+        self.dialect = dialect
+    }
 
     // MARK: - Character classes
 
@@ -146,9 +167,9 @@ struct SQLTokenizer {
                 append(.identifier, Self.truncatedIdentifier(String(decoding: folded, as: UTF8.self)), from: start)
             }
         case _ where Self.isDigit(current):
-            scanNumber(start: start)
+            try scanNumber(start: start)
         case UInt8(ascii: ".") where next.map(Self.isDigit) ?? false:
-            scanNumber(start: start)
+            try scanNumber(start: start)
         case UInt8(ascii: "$"):
             try scanDollar(start: start)
         case UInt8(ascii: ":"):
@@ -198,7 +219,16 @@ struct SQLTokenizer {
             }
             if !continuesOnNextLine() { break }
         }
-        return String(decoding: value, as: UTF8.self)
+        return try Self.text(value, start: start)
+    }
+
+    /// `bytes` as text, or the error PostgreSQL gives for a constant that is not valid UTF-8 or
+    /// holds a NUL (which escapes such as `\xff` or `\400` produce).
+    private static func text(_ bytes: [UInt8], start: Int) throws(Failure) -> String {
+        guard !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) else {
+            throw Failure(offset: start, reason: "invalid byte sequence for encoding UTF8")
+        }
+        return text
     }
 
     /// After a closing quote: if whitespace with at least one newline (and `--` comments after it)
@@ -390,13 +420,24 @@ struct SQLTokenizer {
         if matchesWord("uescape") {
             index += 7
             skipTrivia()
-            guard byte(at: index) == UInt8(ascii: "'"), let candidate = byte(at: index + 1),
-                byte(at: index + 2) == UInt8(ascii: "'"), candidate != UInt8(ascii: "'"),
-                candidate != UInt8(ascii: "\""), candidate != UInt8(ascii: "+"), !Self.isHexDigit(candidate),
-                !Self.isSpace(candidate), candidate < 0x80
-            else { throw Failure(offset: start, reason: "invalid UESCAPE clause") }
-            escapeCharacter = candidate
-            index += 3
+            // Any string constant PostgreSQL's grammar takes there: '…', E'…' or $$…$$.
+            let clauseStart = index
+            let escape: String
+            if byte(at: index) == UInt8(ascii: "'") {
+                escape = try scanQuotedString(style: .standard, start: clauseStart)
+            } else if let first = byte(at: index), Self.lowered(first) == UInt8(ascii: "e"), byte(at: index + 1) == UInt8(ascii: "'") {
+                index += 1
+                escape = try scanQuotedString(style: .escape, start: clauseStart)
+            } else if byte(at: index) == UInt8(ascii: "$"), let body = try scanDollarBody(start: clauseStart) {
+                escape = body
+            } else {
+                throw Failure(offset: start, reason: "UESCAPE must be followed by a simple string literal")
+            }
+            let candidate = Array(escape.utf8)
+            guard candidate.count == 1, candidate[0] != UInt8(ascii: "'"), candidate[0] != UInt8(ascii: "\""),
+                  candidate[0] != UInt8(ascii: "+"), !Self.isHexDigit(candidate[0]), !Self.isSpace(candidate[0])
+            else { throw Failure(offset: start, reason: "invalid Unicode escape character") }
+            escapeCharacter = candidate[0]
         } else {
             index = afterLiteral
         }
@@ -497,6 +538,17 @@ struct SQLTokenizer {
             append(.parameter(number), "$\(number)", from: start)
             return
         }
+        guard let body = try scanDollarBody(start: start) else {
+            index += 1
+            append(.other, "$", from: start)
+            return
+        }
+        append(.string(.dollar), body, from: start)
+    }
+
+    /// `$tag$…$tag$` at `index`: its body, with `index` past the closing delimiter; nil (index
+    /// unchanged) when no tag starts here.
+    private mutating func scanDollarBody(start: Int) throws(Failure) -> String? {
         // $tag$ where tag is empty or an identifier without `$`.
         var probe = index + 1
         if let first = byte(at: probe), Self.isIdentifierStart(first) {
@@ -504,19 +556,14 @@ struct SQLTokenizer {
                 probe += 1
             }
         }
-        guard byte(at: probe) == UInt8(ascii: "$") else {
-            index += 1
-            append(.other, "$", from: start)
-            return
-        }
+        guard byte(at: probe) == UInt8(ascii: "$") else { return nil }
         let delimiter = Array(bytes[index...probe])
         let bodyStart = probe + 1
         var search = bodyStart
         while search + delimiter.count <= bytes.count {
-            if bytes[search] == UInt8(ascii: "$") && Array(bytes[search..<(search + delimiter.count)]) == delimiter {
+            if bytes[search] == UInt8(ascii: "$") && bytes[search..<(search + delimiter.count)].elementsEqual(delimiter) {
                 index = search + delimiter.count
-                append(.string(.dollar), String(decoding: bytes[bodyStart..<search], as: UTF8.self), from: start)
-                return
+                return String(decoding: bytes[bodyStart..<search], as: UTF8.self)
             }
             search += 1
         }
@@ -525,9 +572,11 @@ struct SQLTokenizer {
 
     // MARK: - Numbers and operators
 
-    private mutating func scanNumber(start: Int) {
+    private mutating func scanNumber(start: Int) throws(Failure) {
         var text: [UInt8] = []
-        if bytes[index] == UInt8(ascii: "0"), let radix = byte(at: index + 1).map(Self.lowered),
+        // A number runs into the letters after it: `1abc`, and before PostgreSQL 16 `0x1F` and
+        // `1_000`, are errors there ("trailing junk after numeric literal").
+        if dialect.nonDecimalIntegers, bytes[index] == UInt8(ascii: "0"), let radix = byte(at: index + 1).map(Self.lowered),
             radix == UInt8(ascii: "x") || radix == UInt8(ascii: "o") || radix == UInt8(ascii: "b"),
             let first = byte(at: index + 2), Self.isHexDigit(first)
         {
@@ -537,11 +586,13 @@ struct SQLTokenizer {
                 if current != UInt8(ascii: "_") { text.append(current) }
                 index += 1
             }
+            try refuseTrailingJunk(start)
             append(.number, String(decoding: text, as: UTF8.self), from: start)
             return
         }
+        let separators = dialect.nonDecimalIntegers
         func digits() {
-            while let current = byte(at: index), Self.isDigit(current) || current == UInt8(ascii: "_") {
+            while let current = byte(at: index), Self.isDigit(current) || (separators && current == UInt8(ascii: "_")) {
                 if current != UInt8(ascii: "_") { text.append(current) }
                 index += 1
             }
@@ -561,7 +612,14 @@ struct SQLTokenizer {
                 digits()
             }
         }
+        try refuseTrailingJunk(start)
         append(.number, String(decoding: text, as: UTF8.self), from: start)
+    }
+
+    private func refuseTrailingJunk(_ start: Int) throws(Failure) {
+        if let following = byte(at: index), Self.isIdentifierStart(following) {
+            throw Failure(offset: start, reason: "trailing junk after numeric literal")
+        }
     }
 
     private mutating func scanOperator(start: Int) {

@@ -35,7 +35,7 @@ public final class EncryptedDatabase: Sendable {
     private let sealing: SealingVersion
 
     private init(configuration: ProxyConfiguration, region: String, kms: any KMSClient, keyARN: String, keystore: BranchKeyStore,
-                 catalogs: CatalogStore, keys: ColumnKeys, logger: Logger, esdk: ESDKColumns?, time: TimeSource) {
+                 catalogs: CatalogStore, keys: ColumnKeys, logger: Logger, esdk: ESDKColumns?, time: TimeSource, serverVersion: Int) {
         self.configuration = configuration
         self.region = region
         self.isReadOnly = configuration.regions[region]?.readOnly ?? true
@@ -47,7 +47,7 @@ public final class EncryptedDatabase: Sendable {
         self.keys = keys
         self.logger = logger
         self.esdk = esdk
-        self.interceptor = SQLInterceptor(schema: configuration.schema)
+        self.interceptor = SQLInterceptor(schema: configuration.schema, dialect: SQLTokenizer.Dialect(serverVersion: serverVersion))
         self.sealing = SealingVersion(keystore: keystore, keyspace: configuration.keyspace, keyspaceID: keys.keyspaceID,
                                       ttl: configuration.kms.cacheTTL, time: time)
     }
@@ -79,8 +79,8 @@ public final class EncryptedDatabase: Sendable {
         let kms = kms ?? configuration.kmsClient(region: region, logger: logger)
 
         let catalogConnection = SerializedConnection(url: regionConfig.database, label: "the \(region) database")
-        let catalog = try catalogConnection.withConnection { connection throws(ProxyError) in
-            try Catalog.load(from: connection, configuration: configuration, region: region)
+        let (catalog, serverVersion) = try catalogConnection.withConnection { connection throws(ProxyError) in
+            (try Catalog.load(from: connection, configuration: configuration, region: region), connection.serverVersion)
         }
         var keystoreConfig = BranchKeyStore.Configuration()
         keystoreConfig.cacheTTL = configuration.kms.cacheTTL
@@ -109,7 +109,7 @@ public final class EncryptedDatabase: Sendable {
         let catalogs = CatalogStore(catalog: catalog, configuration: configuration, region: region, connection: catalogConnection)
         logger.info("mrkproxy open", metadata: ["region": "\(region)", "kms.key": "\(keyARN)", "read_only": "\(regionConfig.readOnly)"])
         return EncryptedDatabase(configuration: configuration, region: region, kms: kms, keyARN: keyARN, keystore: keystore,
-                                 catalogs: catalogs, keys: keys, logger: logger, esdk: esdk, time: time)
+                                 catalogs: catalogs, keys: keys, logger: logger, esdk: esdk, time: time, serverVersion: serverVersion)
     }
 
     /// Opens a new connection to this region's database (sync API).

@@ -67,37 +67,80 @@ package enum PostgresFloat {
 
     /// PostgreSQL's output for `double precision`.
     package static func text(_ value: Double) -> String {
-        format(sign: value.sign == .minus, description: value.magnitude.description, isNaN: value.isNaN,
-               isInfinite: value.isInfinite, isZero: value == 0, fixedBelow: 15)
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
+        if value == 0 { return value.sign == .minus ? "-0" : "0" }
+        let (digits, exponent) = shortest(mantissa: UInt64(value.significandBitPattern), exponentBits: Int(value.exponentBitPattern),
+                                          mantissaBits: 52, bias: 1023, swift: value.magnitude.description,
+                                          maxDigits: 17) { precision in String(format: "%.*e", precision, value.magnitude) }
+        return layout(negative: value < 0, digits: digits, exponent: exponent, fixedBelow: 15)
     }
 
     /// PostgreSQL's output for `real`.
     package static func text(_ value: Float) -> String {
-        format(sign: value.sign == .minus, description: value.magnitude.description, isNaN: value.isNaN,
-               isInfinite: value.isInfinite, isZero: value == 0, fixedBelow: 6)
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
+        if value == 0 { return value.sign == .minus ? "-0" : "0" }
+        let (digits, exponent) = shortest(mantissa: UInt64(value.significandBitPattern), exponentBits: Int(value.exponentBitPattern),
+                                          mantissaBits: 23, bias: 127, swift: value.magnitude.description,
+                                          maxDigits: 9) { precision in String(format: "%.*e", precision, Double(value.magnitude)) }
+        return layout(negative: value < 0, digits: digits, exponent: exponent, fixedBelow: 6)
     }
 
-    /// Rebuilds Swift's shortest round-trip digits (its `description`) in PostgreSQL's layout.
-    private static func format(sign: Bool, description: String, isNaN: Bool, isInfinite: Bool, isZero: Bool,
-                               fixedBelow: Int) -> String {
-        if isNaN { return "NaN" }
-        if isInfinite { return sign ? "-Infinity" : "Infinity" }
-        if isZero { return sign ? "-0" : "0" }
-        // description: "123.45", "1e-05", "1.2345e+16", "0.0001" — digits and a decimal exponent.
-        let parts = description.split(separator: "e", maxSplits: 1)
-        let mantissa = parts[0]
+    /// The shortest decimal digits that read back to the value *strictly* inside its rounding
+    /// interval, as PostgreSQL's Ryu port (built with `STRICTLY_SHORTEST = 0`) chooses them: the
+    /// exact midpoint between two neighbouring values is never printed, a digit more is.
+    ///
+    /// Swift's `description` gives the shortest digits with the bounds allowed; they are kept
+    /// unless they are exactly a bound (checked with exact integer arithmetic), in which case the
+    /// correctly rounded digits of each longer length are tried.
+    ///
+    /// - Returns: the digits (no leading or trailing zeros) and the decimal exponent of the last one.
+    private static func shortest(mantissa: UInt64, exponentBits: Int, mantissaBits: Int, bias: Int, swift: String,
+                                 maxDigits: Int, format: (Int) -> String) -> (digits: [UInt8], exponent: Int) {
+        // The value is m2 · 2^e2 with two extra bits (Ryu's layout), its bounds mp and mm.
+        let m2: UInt64, e2: Int
+        if exponentBits == 0 {
+            m2 = mantissa
+            e2 = 1 - bias - mantissaBits - 2
+        } else {
+            m2 = (UInt64(1) << mantissaBits) | mantissa
+            e2 = exponentBits - bias - mantissaBits - 2
+        }
+        let mmShift: UInt64 = (mantissa != 0 || exponentBits <= 1) ? 1 : 0
+        let upper = 4 * m2 + 2, lower = 4 * m2 - 1 - mmShift
+        func strictlyInside(_ digits: [UInt8], _ exponent: Int) -> Bool {
+            let value = digits.reduce(UInt64(0)) { $0 * 10 + UInt64($1 - 0x30) }
+            return ExactDecimal.compare(value, tenTo: exponent, with: upper, twoTo: e2) < 0
+                && ExactDecimal.compare(value, tenTo: exponent, with: lower, twoTo: e2) > 0
+        }
+        let candidate = decompose(swift)
+        if strictlyInside(candidate.digits, candidate.exponent) { return candidate }
+        for precision in candidate.digits.count..<maxDigits {
+            let next = decompose(format(precision))
+            if strictlyInside(next.digits, next.exponent) { return next }
+        }
+        return candidate
+    }
+
+    /// Digits and exponent of a Swift `description` or a `%e` rendering ("1.5e-05", "123.0", "0.001").
+    private static func decompose(_ text: String) -> (digits: [UInt8], exponent: Int) {
+        let parts = text.split(separator: "e", maxSplits: 1)
         var exponent = parts.count == 2 ? Int(parts[1]) ?? 0 : 0
-        let pieces = mantissa.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let pieces = parts[0].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
         let integerPart = Array(pieces[0].utf8)
         let fractionPart = pieces.count == 2 ? Array(pieces[1].utf8) : []
         var digits = integerPart + fractionPart
-        // The value is 0.d1d2… × 10^(exponent + integer digits); strip leading and trailing zeros.
-        exponent += integerPart.count
-        while let first = digits.first, first == UInt8(ascii: "0") { digits.removeFirst(); exponent -= 1 }
-        while let last = digits.last, last == UInt8(ascii: "0") { digits.removeLast() }
-        guard !digits.isEmpty else { return sign ? "-0" : "0" }
-        let displayExponent = exponent - 1  // d1.d2… × 10^displayExponent
-        var output: [UInt8] = sign ? [UInt8(ascii: "-")] : []
+        exponent -= fractionPart.count
+        while let first = digits.first, first == UInt8(ascii: "0"), digits.count > 1 { digits.removeFirst() }
+        while let last = digits.last, last == UInt8(ascii: "0"), digits.count > 1 { digits.removeLast(); exponent += 1 }
+        return (digits, exponent)
+    }
+
+    /// Lays out digits (value = digits · 10^exponent) as PostgreSQL prints them.
+    private static func layout(negative: Bool, digits: [UInt8], exponent: Int, fixedBelow: Int) -> String {
+        let displayExponent = exponent + digits.count - 1  // d1.d2… × 10^displayExponent
+        var output: [UInt8] = negative ? [UInt8(ascii: "-")] : []
         if displayExponent >= -4 && displayExponent < fixedBelow {
             if displayExponent < 0 {
                 output += Array("0.".utf8) + Array(repeating: UInt8(ascii: "0"), count: -displayExponent - 1) + digits
@@ -121,5 +164,73 @@ package enum PostgresFloat {
             output += Array(magnitude.utf8)
         }
         return String(decoding: output, as: UTF8.self)
+    }
+}
+
+/// Exact comparison of `a · 10^p` with `b · 2^q` (non-negative integers, any exponents), with
+/// just enough of a big integer to hold the products.
+enum ExactDecimal {
+    /// -1, 0 or 1 as `a · 10^p` is less than, equal to or greater than `b · 2^q`.
+    static func compare(_ a: UInt64, tenTo p: Int, with b: UInt64, twoTo q: Int) -> Int {
+        var left = BigUInt(a), right = BigUInt(b)
+        if p >= 0 { left.multiply(byPowerOf: 10, p) } else { right.multiply(byPowerOf: 10, -p) }
+        if q >= 0 { right.shiftLeft(q) } else { left.shiftLeft(-q) }
+        return left.compare(right)
+    }
+
+    struct BigUInt {
+        /// Little-endian 32-bit limbs.
+        var limbs: [UInt32]
+
+        init(_ value: UInt64) { limbs = [UInt32(truncatingIfNeeded: value), UInt32(truncatingIfNeeded: value >> 32)] }
+
+        mutating func multiply(by factor: UInt32) {
+            var carry: UInt64 = 0
+            for index in limbs.indices {
+                let product = UInt64(limbs[index]) * UInt64(factor) + carry
+                limbs[index] = UInt32(truncatingIfNeeded: product)
+                carry = product >> 32
+            }
+            if carry > 0 { limbs.append(UInt32(carry)) }
+        }
+
+        mutating func multiply(byPowerOf base: UInt32, _ exponent: Int) {
+            var remaining = exponent
+            // 10^9 and 2^31 fit a limb multiplier.
+            let step = base == 10 ? 9 : 31
+            let big = base == 10 ? UInt32(1_000_000_000) : UInt32(1) << 31
+            while remaining >= step { multiply(by: big); remaining -= step }
+            var last: UInt32 = 1
+            for _ in 0..<remaining { last *= base }
+            if last > 1 { multiply(by: last) }
+        }
+
+        mutating func shiftLeft(_ bits: Int) {
+            let words = bits / 32, rest = bits % 32
+            if rest > 0 {
+                var carry: UInt32 = 0
+                for index in limbs.indices {
+                    let value = limbs[index]
+                    limbs[index] = value << UInt32(rest) | carry
+                    carry = value >> UInt32(32 - rest)
+                }
+                if carry > 0 { limbs.append(carry) }
+            }
+            if words > 0 { limbs.insert(contentsOf: repeatElement(0, count: words), at: 0) }
+        }
+
+        func compare(_ other: BigUInt) -> Int {
+            func trimmed(_ limbs: [UInt32]) -> ArraySlice<UInt32> {
+                var end = limbs.count
+                while end > 0 && limbs[end - 1] == 0 { end -= 1 }
+                return limbs[0..<end]
+            }
+            let a = trimmed(limbs), b = trimmed(other.limbs)
+            if a.count != b.count { return a.count < b.count ? -1 : 1 }
+            for index in stride(from: a.count - 1, through: 0, by: -1) where a[index] != b[index] {
+                return a[index] < b[index] ? -1 : 1
+            }
+            return 0
+        }
     }
 }

@@ -398,9 +398,11 @@ enum PostgresDateTimeText {
                     fields.microsecond = Int((value * 1_000_000).rounded(.toNearestOrEven))
                 }
             }
-            // ValidateTimeFields.
+            // The fields' ranges, and a time of day of at most 24:00:00 (so 23:59:60.5 is refused
+            // while 10:59:60.5 carries into the next minute), as PostgreSQL checks them.
+            let timeOfDay = ((fields.hour * 60 + fields.minute) * 60 + fields.second) * 1_000_000 + fields.microsecond
             guard fields.hour <= 24, fields.minute <= 59, fields.second <= 60, fields.microsecond <= 1_000_000,
-                  fields.hour < 24 || (fields.minute == 0 && fields.second == 0 && fields.microsecond == 0) else {
+                  timeOfDay <= 86_400_000_000 else {
                 return .failure(.invalid)
             }
             sawSpace = skipSpaces()

@@ -15,8 +15,9 @@ public struct SQLNumeric: Sendable, Hashable, CustomStringConvertible {
     static let maxIntegerDigits = 131_072
     /// Digits allowed after the decimal point (`NUMERIC_DSCALE_MAX`).
     static let maxScale = 16_383
-    /// The largest exponent magnitude `numeric_in` accepts (`NUMERIC_MAX_PRECISION`).
-    static let maxExponent = 1_000
+    /// Exponents from here on are refused outright (`numeric_in` refuses `INT_MAX / 2`; anything
+    /// near it overflows the format anyway).
+    static let maxExponent = Int(Int32.max / 2)
 
     /// Parses `text` as PostgreSQL 15's `numeric_in` does: surrounding whitespace, a sign, digits
     /// with at most one decimal point, an optional exponent, or `NaN` / `[+-]Infinity` / `[+-]inf`
@@ -144,19 +145,22 @@ public struct SQLNumeric: Sendable, Hashable, CustomStringConvertible {
             var exponentDigits = 0
             while index < body.endIndex, body[index] >= UInt8(ascii: "0"), body[index] <= UInt8(ascii: "9") {
                 // Saturate: anything past the limit is refused below.
-                exponent = min(exponent * 10 + Int(body[index] - UInt8(ascii: "0")), 10 * maxExponent)
+                exponent = min(exponent * 10 + Int(body[index] - UInt8(ascii: "0")), maxExponent)
                 exponentDigits += 1
                 index += 1
             }
-            guard exponentDigits > 0, exponent <= maxExponent else { return nil }
+            guard exponentDigits > 0, exponent < maxExponent else { return nil }
             if exponentNegative { exponent = -exponent }
         }
         guard index == body.endIndex else { return nil }
 
         // Move the decimal point by the exponent; the scale is the digits after it, never negative.
+        // The result's size is checked before any digit is placed.
         var digits = integerDigits + fractionDigits
         var pointPosition = integerDigits.count + exponent  // digits before the point
         let scale = max(0, fractionDigits.count - exponent)
+        let firstSignificant = digits.firstIndex { $0 != UInt8(ascii: "0") } ?? digits.count
+        guard max(0, pointPosition - firstSignificant) <= maxIntegerDigits, scale <= maxScale else { return nil }
         if pointPosition < 0 {
             digits.insert(contentsOf: repeatElement(UInt8(ascii: "0"), count: -pointPosition), at: 0)
             pointPosition = 0
