@@ -79,6 +79,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The fuzzing harnesses (one per surface that reads untrusted bytes) and their driver.
+        .target(
+            name: "MRKFuzzing",
+            dependencies: [
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKLocalKMS", "MRKPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "mrkproxy-fuzz", dependencies: ["MRKFuzzing"]),
         .executableTarget(
             name: "mrkproxy",
             dependencies: [
@@ -90,16 +99,19 @@ let package = Package(
 
         // MARK: Tests
 
-        .testTarget(name: "MRKCryptoTests", dependencies: ["MRKCrypto", "MRKDevTools"]),
+        // The vectors under Vectors/ are read from the source tree (AWS test suites, see their NOTICE).
+        .testTarget(name: "MRKCryptoTests", dependencies: ["MRKCrypto", "MRKDevTools"], exclude: ["Vectors"]),
         .testTarget(
             name: "MRKKMSTests",
             dependencies: [
-                "MRKKMS", "MRKCrypto", "MRKLocalKMS",
+                "MRKKMS", "MRKCrypto", "MRKLocalKMS", "MRKDevTools",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            ],
+            exclude: ["Vectors"]
         ),
         .testTarget(name: "MRKSQLTests", dependencies: ["MRKSQL"]),
+        .testTarget(name: "MRKFuzzingTests", dependencies: ["MRKFuzzing"]),
         // Unit tests of the library: configuration, values, key cache — no database.
         .testTarget(
             name: "MRKProxyTests",

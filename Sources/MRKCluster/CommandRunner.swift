@@ -3,8 +3,10 @@ import Logging
 
 /// Runs PostgreSQL's server binaries, as the `postgres` user when this process is root
 /// (PostgreSQL refuses to run as root).
-struct CommandRunner {
+package struct CommandRunner {
     let logger: Logger
+
+    package init(logger: Logger) { self.logger = logger }
     private let runAsPostgres = geteuid() == 0
 
     /// Runs `executable` with `arguments`; throws with its output when it exits non-zero.
@@ -12,7 +14,7 @@ struct CommandRunner {
     /// Uses `posix_spawn` + `waitpid` rather than Foundation's `Process`: `pg_ctl start` leaves a
     /// daemon behind, which `Process` on Linux may wait for forever.
     @discardableResult
-    func run(_ executable: String, _ arguments: [String]) throws -> String {
+    package func run(_ executable: String, _ arguments: [String]) throws -> String {
         // As the postgres user, start in `/`: PostgreSQL's tools change back to the working
         // directory after finding themselves, which fails in one postgres cannot enter (say /root/…).
         let argv = runAsPostgres ? [Self.runuser, "-u", "postgres", "--", "/usr/bin/env", "-C", "/", executable] + arguments
@@ -72,8 +74,8 @@ struct CommandRunner {
 }
 
 /// Finds a free TCP port on 127.0.0.1 by binding port 0.
-enum FreePort {
-    static func find() throws -> Int {
+package enum FreePort {
+    package static func find() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClusterError(.commandFailed, "socket() failed") }
         defer { close(fd) }

@@ -45,7 +45,7 @@ public final class PostgresCluster: Sendable {
 
     /// The cluster named by `MRKPROXY_PRIMARY_URL` and `MRKPROXY_REPLICA_URL`, or nil if unset.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
-                                       logger: Logger = noopLogger) -> PostgresCluster? {
+                                       logger: Logger = Logger(label: "mrkproxy.noop", factory: { _ in SwiftLogNoOpLogHandler() })) -> PostgresCluster? {
         guard let primary = environment["MRKPROXY_PRIMARY_URL"], !primary.isEmpty,
               let replica = environment["MRKPROXY_REPLICA_URL"], !replica.isEmpty else { return nil }
         return PostgresCluster(primaryURL: primary, replicaURL: replica, directory: nil, binaries: nil, logger: logger)
@@ -53,13 +53,13 @@ public final class PostgresCluster: Sendable {
 
     /// The environment's cluster if configured, else a new throwaway one.
     public static func fromEnvironmentOrStart(configuration: Configuration = Configuration(),
-                                              logger: Logger = noopLogger) throws -> PostgresCluster {
+                                              logger: Logger = Logger(label: "mrkproxy.noop", factory: { _ in SwiftLogNoOpLogHandler() })) throws -> PostgresCluster {
         if let external = fromEnvironment(logger: logger) { return external }
         return try start(configuration: configuration, logger: logger)
     }
 
     /// Creates and starts a throwaway primary + streaming replica. See the type's documentation.
-    public static func start(configuration: Configuration = Configuration(), logger: Logger = noopLogger) throws -> PostgresCluster {
+    public static func start(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "mrkproxy.noop", factory: { _ in SwiftLogNoOpLogHandler() })) throws -> PostgresCluster {
         let binaries = try PostgresBinaries.locate()
         let runner = CommandRunner(logger: logger)
         let dir = try makeDirectory(parent: configuration.parentDirectory, runner: runner)
@@ -82,9 +82,6 @@ public final class PostgresCluster: Sendable {
 
     private static func build(in dir: String, binaries: PostgresBinaries, configuration: Configuration,
                               runner: CommandRunner, logger: Logger) throws -> PostgresCluster {
-        let primaryPort = try FreePort.find()
-        var replicaPort = try FreePort.find()
-        while replicaPort == primaryPort { replicaPort = try FreePort.find() }
         let primaryDir = dir + "/primary", replicaDir = dir + "/replica"
         let startTimeout = String(max(1, configuration.startupTimeout.components.seconds))
 
@@ -92,7 +89,6 @@ public final class PostgresCluster: Sendable {
                                                  "--locale=C", "--no-sync"])
         var settings: [(String, String)] = [
             ("listen_addresses", "'127.0.0.1'"),
-            ("port", String(primaryPort)),
             ("unix_socket_directories", "''"),
             ("wal_level", "replica"),
             ("max_wal_senders", "10"),
@@ -105,20 +101,46 @@ public final class PostgresCluster: Sendable {
         if configuration.logAllStatements { settings.append(("log_statement", "'all'")) }
         settings += configuration.settings.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         try appendSettings(settings, to: primaryDir + "/postgresql.conf", runner: runner)
-        try runner.run(binaries.path("pg_ctl"), ["-D", primaryDir, "-l", dir + "/primary.log", "-w", "-t", startTimeout, "start"])
+        let primaryPort = try startOnFreePort(primaryDir, log: dir + "/primary.log", avoiding: [], binaries: binaries, runner: runner,
+                                              timeout: startTimeout)
 
         // Loopback servers without TLS: a PGSSLMODE=require in the caller's environment must not apply.
         let primaryURL = "postgresql://postgres@127.0.0.1:\(primaryPort)/postgres?sslmode=disable"
         try runner.run(binaries.path("pg_basebackup"), ["-h", "127.0.0.1", "-p", String(primaryPort), "-U", "postgres",
                                                         "-D", replicaDir, "-R", "-X", "stream", "-c", "fast", "--no-sync"])
-        try appendSettings([("port", String(replicaPort))], to: replicaDir + "/postgresql.conf", runner: runner)
-        try runner.run(binaries.path("pg_ctl"), ["-D", replicaDir, "-l", dir + "/replica.log", "-w", "-t", startTimeout, "start"])
+        let replicaPort = try startOnFreePort(replicaDir, log: dir + "/replica.log", avoiding: [primaryPort], binaries: binaries,
+                                              runner: runner, timeout: startTimeout)
         let replicaURL = "postgresql://postgres@127.0.0.1:\(replicaPort)/postgres?sslmode=disable"
 
         let cluster = PostgresCluster(primaryURL: primaryURL, replicaURL: replicaURL, directory: dir, binaries: binaries, logger: logger)
         try cluster.waitUntilStreaming(timeout: configuration.startupTimeout)
         logger.info("cluster ready", metadata: ["primary": "\(primaryURL)", "replica": "\(replicaURL)", "dir": "\(dir)"])
         return cluster
+    }
+
+    /// Starts the server in `dataDirectory` on a free loopback port, trying another port when the
+    /// one found was taken before the server could bind it (another process won the race).
+    ///
+    /// - Returns: the port it listens on.
+    package static func startOnFreePort(_ dataDirectory: String, log: String, avoiding: Set<Int>, binaries: PostgresBinaries,
+                                        runner: CommandRunner, timeout: String, attempts: Int = 5,
+                                        ports: () throws -> Int = FreePort.find) throws -> Int {
+        var lastError: (any Error)?
+        for _ in 0..<attempts {
+            var port = try ports()
+            while avoiding.contains(port) { port = try ports() }
+            // A later `port` line overrides an earlier one (pg_basebackup copies the primary's).
+            try appendSettings([("port", String(port))], to: dataDirectory + "/postgresql.conf", runner: runner)
+            do {
+                try runner.run(binaries.path("pg_ctl"), ["-D", dataDirectory, "-l", log, "-w", "-t", timeout, "start"])
+                return port
+            } catch {
+                lastError = error
+                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                guard text.contains("could not bind") || text.contains("Address already in use") else { throw error }
+            }
+        }
+        throw lastError ?? ClusterError(.commandFailed, "no free port after \(attempts) attempts")
     }
 
     /// Stops both servers and deletes the cluster directory. Does nothing for an external cluster.
@@ -175,7 +197,7 @@ public final class PostgresCluster: Sendable {
 
     // MARK: Setup helpers
 
-    private static func makeDirectory(parent: String, runner: CommandRunner) throws -> String {
+    package static func makeDirectory(parent: String, runner: CommandRunner) throws -> String {
         var template = Array((parent.hasSuffix("/") ? parent : parent + "/").utf8CString.dropLast()) + Array("mrkproxy-pg-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
             throw ClusterError(.commandFailed, "cannot create a temporary directory under \(parent)")
@@ -185,7 +207,7 @@ public final class PostgresCluster: Sendable {
         return dir
     }
 
-    private static func appendSettings(_ settings: [(String, String)], to file: String, runner: CommandRunner) throws {
+    package static func appendSettings(_ settings: [(String, String)], to file: String, runner: CommandRunner) throws {
         let text = "\n# Added by MRKProxy's PostgresCluster\n" + settings.map { "\($0.0) = \($0.1)" }.joined(separator: "\n") + "\n"
         guard let handle = FileHandle(forWritingAtPath: file) else {
             throw ClusterError(.commandFailed, "cannot open \(file)")
@@ -197,4 +219,3 @@ public final class PostgresCluster: Sendable {
 }
 
 /// A logger that discards everything.
-public let noopLogger = Logger(label: "mrkproxy.noop", factory: { _ in SwiftLogNoOpLogHandler() })

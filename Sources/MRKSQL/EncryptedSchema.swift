@@ -108,7 +108,7 @@ package struct EncryptedSchema: Sendable {
     /// `search_path`.
     package var searchPath: [String] = ["public"]
 
-    init(tables: [EncryptedTable], searchPath: [String] = ["public"]) {
+    package init(tables: [EncryptedTable], searchPath: [String] = ["public"]) {
         self.tables = Dictionary(tables.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.searchPath = searchPath
     }

@@ -1,5 +1,5 @@
 /// One lexical token of PostgreSQL SQL. Comments and whitespace are not tokens.
-struct SQLToken: Sendable, Equatable {
+package struct SQLToken: Sendable, Equatable {
     enum Kind: Sendable, Equatable {
         /// An unquoted identifier or keyword; `text` is folded to lower case (ASCII only, as
         /// PostgreSQL does for UTF-8) and truncated to 63 bytes.

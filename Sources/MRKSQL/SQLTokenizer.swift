@@ -27,7 +27,7 @@ package struct SQLTokenizer {
     }
 
     /// Why the text could not be tokenized. Carries a byte offset and a fixed reason, never text.
-    struct Failure: Error, Sendable, Equatable {
+    package struct Failure: Error, Sendable, Equatable {
         var offset: Int
         var reason: String
     }
@@ -36,7 +36,7 @@ package struct SQLTokenizer {
     ///
     /// - Throws: `Failure` for an unterminated string, quoted identifier or comment, an invalid
     ///   escape, or a parameter number that does not fit.
-    static func tokenize(_ sql: String, dialect: Dialect = .latest) throws(Failure) -> [SQLToken] {
+    package static func tokenize(_ sql: String, dialect: Dialect = .latest) throws(Failure) -> [SQLToken] {
         var tokenizer = SQLTokenizer(bytes: Array(sql.utf8), dialect: dialect)
         return try tokenizer.run()
     }

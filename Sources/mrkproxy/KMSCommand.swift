@@ -20,20 +20,6 @@ struct KMSCommand: AsyncParsableCommand {
         var auditLog: String?
     }
 
-    /// Takes the state file's lock (`<state>.lock`, held until the process ends): `kms serve` keeps
-    /// the state in memory and rewrites the file, so another command changing it at the same time
-    /// would see its change overwritten (a created key lost).
-    static func lockState(_ path: String) throws {
-        let lockPath = path + ".lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ValidationError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw ValidationError("the KMS state file \(path) is in use by another mrkproxy process (kms serve?); stop it or use another --state")
-        }
-        // Held for the life of the process; the kernel releases it on exit.
-    }
-
     static func printJSON(_ value: some Encodable) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -73,7 +59,6 @@ struct KMSCommand: AsyncParsableCommand {
         func run() async throws {
             var logger = Logger(label: "mrkproxy.kms")
             logger.logLevel = verbose ? .debug : .info
-            try KMSCommand.lockState(options.state)
             let kms = try LocalKMS(configuration: .init(stateFile: options.state, auditLogFile: options.auditLog,
                                                         region: region ?? "us-east-1", logger: logger))
             let server = KMSHTTPServer(kms: kms, configuration: .init(region: region, logger: logger))
@@ -110,7 +95,6 @@ struct KMSCommand: AsyncParsableCommand {
         @OptionGroup var options: StateOptions
 
         func run() async throws {
-            try KMSCommand.lockState(options.state)
             let kms = try LocalKMS(configuration: .init(stateFile: options.state, auditLogFile: options.auditLog, region: region))
             let metadata = try kms.createKey(description: description, multiRegion: multiRegion,
                                              policy: KMSCommand.readPolicy(policyFile))
@@ -131,7 +115,6 @@ struct KMSCommand: AsyncParsableCommand {
         @OptionGroup var options: StateOptions
 
         func run() async throws {
-            try KMSCommand.lockState(options.state)
             let kms = try LocalKMS(configuration: .init(stateFile: options.state, auditLogFile: options.auditLog, region: region))
             let metadata = try kms.replicateKey(keyId: keyId, replicaRegion: replicaRegion, description: description,
                                                 policy: KMSCommand.readPolicy(policyFile))
@@ -148,7 +131,6 @@ struct KMSCommand: AsyncParsableCommand {
         @OptionGroup var options: StateOptions
 
         func run() async throws {
-            try KMSCommand.lockState(options.state)
             let kms = try LocalKMS(configuration: .init(stateFile: options.state, auditLogFile: options.auditLog, region: region))
             try KMSCommand.printJSON(try await kms.describeKey(DescribeKeyRequest(keyId: keyId)))
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MRKLocalKMS
 import MRKProxy
 
 struct SQLCommand: AsyncParsableCommand {
@@ -201,39 +202,90 @@ final class Shell {
 
 /// JSON and CSV renderings of results.
 enum ResultFormatter {
+    /// The rows as a JSON array of objects, keys in column order (a repeated column name gets
+    /// `_2`, `_3`… so that no value is lost). Integers, booleans, JSON columns and exact numerics
+    /// (up to 38 digits) are JSON values; everything else is its PostgreSQL text.
     static func json(_ result: QueryResult) -> String {
-        let rows = result.rows.map { row in
-            "{" + zip(result.columns, row.values).map { "\(quote($0)):\(jsonValue($1))" }.joined(separator: ",") + "}"
+        var names: [String] = []
+        for column in result.columns {
+            var name = column, suffix = 2
+            while names.contains(name) { name = "\(column)_\(suffix)"; suffix += 1 }
+            names.append(name)
         }
-        return "[" + rows.joined(separator: ",") + "]"
+        let rows = result.rows.map { JSONRow(names: names, values: $0.values.map(JSONValue.init)) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return (try? encoder.encode(rows)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
     }
 
-    static func jsonValue(_ value: SQLValue) -> String {
-        switch value {
-        case .null: "null"
-        case .int(let i): String(i)
-        case .double, .float: value.postgresText.flatMap { Double($0)?.isFinite == true ? $0 : nil } ?? quote(value.postgresText ?? "")
-        case .numeric(let n): n.isNaN || n.isInfinite ? quote(n.text) : n.text
-        case .bool(let b): b ? "true" : "false"
-        case .json(let s): s
-        default: quote(value.postgresText ?? "")
+    struct JSONRow: Encodable {
+        let names: [String]
+        let values: [JSONValue]
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            for (name, value) in zip(names, values) { try container.encode(value, forKey: Key(stringValue: name)) }
         }
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
+    /// A result value as JSON.
+    indirect enum JSONValue: Codable {
+        case null, bool(Bool), int(Int), double(Double), decimal(Decimal), string(String), array([JSONValue]), object([(String, JSONValue)])
+
+        init(_ value: SQLValue) {
+            switch value {
+            case .null: self = .null
+            case .int(let i): self = .int(i)
+            case .bool(let b): self = .bool(b)
+            case .double(let d) where d.isFinite: self = .double(d)
+            case .float(let f) where f.isFinite: self = .double(Double(PostgresFloat.text(f)) ?? Double(f))
+            case .numeric(let n): self = n.decimal.map(JSONValue.decimal) ?? .string(n.text)
+            case .json(let text):
+                self = (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text)
+            default: self = .string(value.postgresText ?? "")
             }
         }
-        return out + "\""
+
+        init(from decoder: any Decoder) throws {
+            if let object = try? decoder.container(keyedBy: JSONRow.Key.self) {
+                self = .object(try object.allKeys.sorted { $0.stringValue < $1.stringValue }.map { ($0.stringValue, try object.decode(JSONValue.self, forKey: $0)) })
+                return
+            }
+            if var array = try? decoder.unkeyedContainer() {
+                var items: [JSONValue] = []
+                while !array.isAtEnd { items.append(try array.decode(JSONValue.self)) }
+                self = .array(items)
+                return
+            }
+            let single = try decoder.singleValueContainer()
+            if single.decodeNil() { self = .null }
+            else if let b = try? single.decode(Bool.self) { self = .bool(b) }
+            else if let i = try? single.decode(Int.self) { self = .int(i) }
+            else if let d = try? single.decode(Double.self) { self = .double(d) }
+            else { self = .string(try single.decode(String.self)) }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .null: var c = encoder.singleValueContainer(); try c.encodeNil()
+            case .bool(let b): var c = encoder.singleValueContainer(); try c.encode(b)
+            case .int(let i): var c = encoder.singleValueContainer(); try c.encode(i)
+            case .double(let d): var c = encoder.singleValueContainer(); try c.encode(d)
+            case .decimal(let d): var c = encoder.singleValueContainer(); try c.encode(d)
+            case .string(let s): var c = encoder.singleValueContainer(); try c.encode(s)
+            case .array(let items): var c = encoder.unkeyedContainer(); for item in items { try c.encode(item) }
+            case .object(let pairs):
+                var c = encoder.container(keyedBy: JSONRow.Key.self)
+                for (key, value) in pairs { try c.encode(value, forKey: JSONRow.Key(stringValue: key)) }
+            }
+        }
     }
 
     static func csv(_ result: QueryResult) -> String {
@@ -248,19 +300,8 @@ enum ResultFormatter {
 }
 
 extension SQLCommand {
-    /// Replaces `path` with `bytes`, readable by the owner only at every moment: a new file is
-    /// created 0600 next to it and renamed over it (never following a symlink at `path`).
+    /// Replaces `path` with `bytes`, readable by the owner only at every moment (`AtomicFile`).
     static func writePrivately(_ bytes: [UInt8], to path: String) {
-        let temporary = path + ".tmp-\(getpid())"
-        unlink(temporary)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        _ = fchmod(fd, 0o600)
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard written == bytes.count, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            return
-        }
+        try? AtomicFile.write(bytes, to: path)
     }
 }

@@ -1,10 +1,12 @@
 import Foundation
 import Testing
+import MRKDevTools
 @testable import MRKCrypto
 
-/// Interop with the official AWS Encryption SDK for Python, both directions. These tests fail (they
-/// do not skip) when the Python SDK is unavailable: see `PythonESDK.interpreter()`.
-@Suite(.serialized) struct ESDKInteropTests {
+/// Interop with the official AWS Encryption SDK for Python, both directions. Skipped by a plain
+/// `swift test` without the Python SDK; `scripts/test` requires them (see `InteropPython`).
+@Suite(.serialized, .enabled(if: InteropPython.enabled(repository: TestPaths.repoRoot), Comment(rawValue: InteropPython.skipReason)))
+struct ESDKInteropTests {
     static let key = SecureRandom.bytes(count: 32)
     static let namespace = "mrkproxy-interop"
     static let name = "wrapping-key-1"

@@ -267,13 +267,19 @@ struct LocalKMSTests {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("state.json").path
-        let (east, _, keyId) = try TestSupport.mrkSetup(configuration: .init(stateFile: path))
-        let blob = try await east.generateDataKey(GenerateDataKeyRequest(keyId: keyId, encryptionContext: ec))
-        try east.putIdentity(LocalKMSIdentity(accessKeyId: "AKIAAPP", secretAccessKey: "s3cret", principal: "arn:aws:iam::111122223333:role/app"))
-        let attributes = try FileManager.default.attributesOfItem(atPath: path)
-        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["state.json"])  // no temp files left
-        // Reopen: the replica still decrypts what the primary made.
+        let blob: GenerateDataKeyResponse
+        do {
+            let (east, _, keyId) = try TestSupport.mrkSetup(configuration: .init(stateFile: path))
+            blob = try await east.generateDataKey(GenerateDataKeyRequest(keyId: keyId, encryptionContext: ec))
+            try east.putIdentity(LocalKMSIdentity(accessKeyId: "AKIAAPP", secretAccessKey: "s3cret", principal: "arn:aws:iam::111122223333:role/app"))
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+            // No temporary files left; the lock file stays (it is locked, never rewritten).
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["state.json", "state.json.lock"])
+            // One store per state file: a second one would rewrite the file from a stale copy.
+            #expect(throws: KMSError.self) { try LocalKMS(configuration: .init(stateFile: path, region: "ap-southeast-2")) }
+        }
+        // Reopen once the first store is gone: the replica still decrypts what the primary made.
         let reopened = try LocalKMS(configuration: .init(stateFile: path, region: "ap-southeast-2"))
         let out = try await reopened.decrypt(DecryptRequest(ciphertextBlob: blob.ciphertextBlob, encryptionContext: ec))
         #expect(out.plaintext == blob.plaintext)

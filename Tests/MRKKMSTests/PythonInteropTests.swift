@@ -2,22 +2,18 @@ import Foundation
 @testable import MRKKMS
 @testable import MRKLocalKMS
 import Testing
+import MRKDevTools
 
 /// Unmodified AWS clients against `KMSHTTPServer`: boto3 (`endpoint_url`) and the AWS Encryption SDK
 /// for Python (`MRKAwareStrictAwsKmsMasterKeyProvider` via `AWS_ENDPOINT_URL_KMS`).
 ///
 /// Python comes from `MRKPROXY_PYTHON`, else `<repo>/.venv/bin/python` (with `boto3` and
 /// `aws-encryption-sdk` installed: `python3 -m venv .venv && .venv/bin/pip install aws-encryption-sdk boto3`).
-@Suite("Interop with boto3 and the Python AWS Encryption SDK")
+@Suite("Interop with boto3 and the Python AWS Encryption SDK",
+       .enabled(if: InteropPython.enabled(repository: TestSupport.repoRoot), Comment(rawValue: InteropPython.skipReason)))
 struct PythonInteropTests {
     static func python() throws -> String {
-        let path = ProcessInfo.processInfo.environment["MRKPROXY_PYTHON"]
-            ?? TestSupport.repoRoot.appendingPathComponent(".venv/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw KMSError(.configuration, "Python not found at \(path): set MRKPROXY_PYTHON or create the venv with "
-                + "`python3 -m venv .venv && .venv/bin/pip install aws-encryption-sdk boto3`")
-        }
-        return path
+        try InteropPython.require(repository: TestSupport.repoRoot)
     }
 
     /// Runs `script` with `args`; returns (exit status, stdout, stderr) without blocking a thread.

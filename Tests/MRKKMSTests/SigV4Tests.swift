@@ -3,7 +3,7 @@ import MRKCrypto
 @testable import MRKKMS
 import Testing
 
-/// The AWS SigV4 test suite (botocore's copy in ../shared/testdata/sigv4): every vector is signed
+/// The AWS SigV4 test suite (botocore's copy, in Vectors/sigv4): every vector is signed
 /// from its `.req` and compared with the expected canonical request, string to sign and
 /// Authorization header.
 @Suite("SigV4 test suite")

@@ -9,8 +9,8 @@ enum TestSupport {
     static let repoRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    /// `../shared/testdata/sigv4` next to the repository.
-    static let sigv4Vectors: URL = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/testdata/sigv4")
+    /// The AWS SigV4 test suite, kept in the repository (see its NOTICE and LICENSE).
+    static let sigv4Vectors: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors/sigv4")
 
     /// A fresh temporary directory, removed by the caller via `defer`.
     static func temporaryDirectory() throws -> URL {
@@ -98,5 +98,34 @@ enum TestSupport {
     static func json(_ status: Int, _ object: [String: Any]) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/x-amz-json-1.1")],
                      body: Array(try! JSONSerialization.data(withJSONObject: object)))
+    }
+}
+
+/// Holds stub responses until `release()`. `@unchecked Sendable`: guarded by `lock`.
+final class ReleaseGate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var open = false
+
+    var released: Bool { lock.withLock { open } }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let now = lock.withLock { () -> Bool in
+                if open { return true }
+                waiting.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let all = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            open = true
+            defer { waiting = [] }
+            return waiting
+        }
+        all.forEach { $0.resume() }
     }
 }

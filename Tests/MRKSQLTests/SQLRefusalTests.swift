@@ -259,7 +259,7 @@ struct SQLRefusalTests {
         #expect(delete.sql.contains("ssn_bidx"))
     }
 
-    @Test("hostile nesting fails fast instead of overflowing the stack or backtracking exponentially")
+    @Test("hostile nesting fails fast instead of overflowing the stack or backtracking exponentially", .timeLimit(.minutes(1)))
     func hostileNesting() throws {
         // 100,000 parentheses: refused at the nesting limit.
         let deep = "SELECT 1 FROM customers WHERE " + String(repeating: "(", count: 100_000) + "1" + String(repeating: ")", count: 100_000)
@@ -267,10 +267,8 @@ struct SQLRefusalTests {
         // ((SELECT ((SELECT … ) + 1)) + 1): each level used to be parsed twice, 2^40 times in all.
         var expression = "1"
         for _ in 0..<40 { expression = "((SELECT \(expression)) + 1)" }
-        let clock = ContinuousClock()
-        let start = clock.now
+        // (Exponential work would not finish: the test's time limit catches it.)
         #expect(F.refusal("SELECT \(expression) FROM customers")?.code == .unparseable)
-        #expect(clock.now - start < .seconds(5))
         // Ordinary nesting still parses.
         var moderate = "ssn = $1"
         for _ in 0..<20 { moderate = "(\(moderate))" }

@@ -1,3 +1,4 @@
+import Foundation
 internal import COpenSSL
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import Foundation
 /// The compact column-value format (version 1): the default storage format for an encrypted column.
 ///
 /// ```

@@ -324,7 +324,7 @@ public struct ESDKClient: Sendable {
                 guard reader.isAtEnd else { throw CryptoError(.malformed, "trailing bytes after the message body") }
             }
         } catch {
-            plaintext.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) }
+            plaintext.withUnsafeMutableBytes { secureZero($0) }
             throw error
         }
         return DecryptedMessage(plaintext: plaintext, encryptionContext: materials.encryptionContext,

@@ -80,7 +80,7 @@ public struct RawAESKeyring: Keyring {
             let iv = Array(info[reader.offset...])
             guard edk.ciphertext.count > AESGCM.tagByteCount else { continue }
             var dataKey = [UInt8](repeating: 0, count: edk.ciphertext.count - AESGCM.tagByteCount)
-            defer { dataKey.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) } }
+            defer { dataKey.withUnsafeMutableBytes { secureZero($0) } }
             let opened: Bool = wrappingKey.withUnsafeBytes { k in
                 iv.withUnsafeBytes { n in
                     edk.ciphertext.withUnsafeBytes { c in

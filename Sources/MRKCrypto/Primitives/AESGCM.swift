@@ -1,3 +1,4 @@
+import Foundation
 internal import COpenSSL
 
 /// AES-GCM (libcrypto EVP) with a 12-byte nonce and 16-byte tag.
@@ -79,14 +80,14 @@ public enum AESGCM {
 
         /// Seals into `output`, which must hold `plaintext.count + 16` bytes (ciphertext ‖ tag).
         /// The key must be 32 bytes (AES-256).
-        public func sealRaw(key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+        package func sealRaw(key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
                             aad: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer) throws {
             try sealParts(keySize: .aes256, key: key, nonce: nonce, plaintext: plaintext, aad: aad, output: output)
         }
 
         /// Seals with an AES-128/192/256 key into `output` (`plaintext.count + 16` bytes).
         /// - Throws: `.invalidLength` when the key does not match `keySize` or a buffer is mis-sized.
-        public func sealRaw(keySize: KeySize, key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
+        package func sealRaw(keySize: KeySize, key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
                             plaintext: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
                             output: UnsafeMutableRawBufferPointer) throws {
             try sealParts(keySize: keySize, key: key, nonce: nonce, plaintext: plaintext, aad: aad, output: output)
@@ -137,7 +138,7 @@ public enum AESGCM {
                                     try openRaw(key: k, nonce: n, ciphertextAndTag: c, aad: a, output: o)
                                 }
                             } catch {
-                                out.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+                                out.withUnsafeMutableBytes { secureZero($0) }
                                 throw error
                             }
                             return out
@@ -150,13 +151,13 @@ public enum AESGCM {
         /// Opens into `output` (`ciphertextAndTag.count - 16` bytes). The key must be 32 bytes.
         /// On failure `output` may hold unauthenticated bytes: the caller must discard (and should
         /// zero) it.
-        public func openRaw(key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, ciphertextAndTag: UnsafeRawBufferPointer,
+        package func openRaw(key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, ciphertextAndTag: UnsafeRawBufferPointer,
                             aad: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer) throws {
             try openParts(keySize: .aes256, key: key, nonce: nonce, ciphertextAndTag: ciphertextAndTag, aad: aad, output: output)
         }
 
         /// Opens with an AES-128/192/256 key. Same contract as `openRaw(key:nonce:ciphertextAndTag:aad:output:)`.
-        public func openRaw(keySize: KeySize, key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
+        package func openRaw(keySize: KeySize, key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer,
                             ciphertextAndTag: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
                             output: UnsafeMutableRawBufferPointer) throws {
             try openParts(keySize: keySize, key: key, nonce: nonce, ciphertextAndTag: ciphertextAndTag, aad: aad, output: output)

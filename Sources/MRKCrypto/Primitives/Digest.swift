@@ -1,3 +1,4 @@
+import Foundation
 internal import COpenSSL
 
 /// One-shot message digests and HMAC (libcrypto `EVP_Digest`, `HMAC`).

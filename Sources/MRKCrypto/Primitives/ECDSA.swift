@@ -1,3 +1,4 @@
+import Foundation
 internal import COpenSSL
 
 /// ECDSA over the NIST curves P-256 and P-384 (libcrypto `EVP_PKEY`, `EVP_DigestSign*`), with

@@ -1,3 +1,4 @@
+import Foundation
 internal import COpenSSL
 
 /// HKDF (RFC 5869) over libcrypto's `EVP_KDF` "HKDF".
@@ -32,7 +33,7 @@ public enum HKDF {
         guard let kctx = EVP_KDF_CTX_new(FetchedKDFs.hkdf) else { throw CryptoError.libcrypto("EVP_KDF_CTX_new") }
         defer { EVP_KDF_CTX_free(kctx) }
         var out = [UInt8](repeating: 0, count: length)
-        defer { out.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        defer { out.withUnsafeMutableBytes { secureZero($0) } }
         var modeValue = mode
         let ok: Int32 = withUnsafeMutablePointer(to: &modeValue) { mode in hash.name.withCString { digest in
             ikm.withUnsafeBytes { k in
@@ -85,8 +86,8 @@ extension HKDF {
         var prk = [UInt8](repeating: 0, count: hashLength)
         var block = [UInt8](repeating: 0, count: hashLength)
         defer {
-            prk.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) }
-            block.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) }
+            prk.withUnsafeMutableBytes { secureZero($0) }
+            block.withUnsafeMutableBytes { secureZero($0) }
         }
         try salt.withUnsafeBytes { s in try mac.setKey(s) }
         try ikm.withUnsafeBytes { k in try prk.withUnsafeMutableBufferPointer { try mac.mac(k, into: $0.baseAddress!) } }
@@ -110,7 +111,7 @@ extension HKDF {
                 counter &+= 1
             }
             results.append(SecretBytes(okm.prefix(length)))
-            okm.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) }
+            okm.withUnsafeMutableBytes { secureZero($0) }
         }
         return results
     }

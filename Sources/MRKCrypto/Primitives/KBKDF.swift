@@ -1,3 +1,4 @@
+import Foundation
 internal import COpenSSL
 
 /// NIST SP 800-108 key derivation in counter mode with HMAC-SHA256 (the KDF the AWS Hierarchical
@@ -16,7 +17,7 @@ public enum KBKDF {
         guard let kctx = EVP_KDF_CTX_new(kdf) else { throw CryptoError.libcrypto("EVP_KDF_CTX_new") }
         defer { EVP_KDF_CTX_free(kctx) }
         var out = [UInt8](repeating: 0, count: length)
-        defer { out.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        defer { out.withUnsafeMutableBytes { secureZero($0) } }
         let ok: Int32 = "counter".withCString { mode in
             "HMAC".withCString { mac in
                 "SHA256".withCString { digest in

@@ -1,3 +1,4 @@
+import Foundation
 internal import COpenSSL
 
 /// Secret key material (data keys, branch keys, derived keys) held in memory that is zeroed with
@@ -37,7 +38,7 @@ public final class SecretBytes: Sendable, Equatable {
     }
 
     /// A copy of the bytes, for wrapping by KMS or for tests. Prefer `withUnsafeBytes`.
-    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+    package var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
     /// Constant-time comparison (`CRYPTO_memcmp`).
     public static func == (lhs: SecretBytes, rhs: SecretBytes) -> Bool {
@@ -57,17 +58,7 @@ public func constantTimeEquals(_ a: some ContiguousBytes, _ b: some ContiguousBy
     }
 }
 
-/// Byte containers that expose contiguous storage (Array, ArraySlice, ContiguousArray…).
-public protocol ContiguousBytes {
-    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
-}
-extension Array: ContiguousBytes where Element == UInt8 {}
-extension ArraySlice: ContiguousBytes where Element == UInt8 {}
-extension ContiguousArray: ContiguousBytes where Element == UInt8 {}
-extension UnsafeRawBufferPointer: ContiguousBytes {
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
-}
-
+/// Secrets pass where Foundation's `ContiguousBytes` (arrays, slices, `Data`, raw buffers) do.
 extension SecretBytes: ContiguousBytes {}
 
 extension StaticString {
@@ -77,13 +68,13 @@ extension StaticString {
     var cString: UnsafePointer<CChar> { UnsafeRawPointer(utf8Start).assumingMemoryBound(to: CChar.self) }
 }
 
-/// Zeroes `buffer` with `OPENSSL_cleanse` (for temporary copies of secrets).
-func OPENSSL_cleanse_bytes(_ buffer: UnsafeMutableRawBufferPointer) {
+/// Overwrites `buffer` with zeros with `OPENSSL_cleanse`, which the optimizer does not remove:
+/// the one way MRKProxy wipes plaintext and key bytes it no longer needs.
+package func secureZero(_ buffer: UnsafeMutableRawBufferPointer) {
     if buffer.count > 0 { OPENSSL_cleanse(buffer.baseAddress, buffer.count) }
 }
 
-/// Overwrites `bytes` with zeros (`OPENSSL_cleanse`, which the optimizer does not remove), for
-/// plaintext and key copies held in ordinary arrays.
-public func secureZero(_ bytes: inout [UInt8]) {
-    bytes.withUnsafeMutableBytes { OPENSSL_cleanse_bytes($0) }
+/// Overwrites `bytes` with zeros (see `secureZero(_:)` for buffers).
+package func secureZero(_ bytes: inout [UInt8]) {
+    bytes.withUnsafeMutableBytes { secureZero($0) }
 }

@@ -65,7 +65,7 @@ public final class LocalStack: Sendable {
     }
 
     /// Starts the stack. Stop it with `stop()`.
-    public static func start(configuration: Configuration, logger: Logger = noopLogger) async throws -> LocalStack {
+    public static func start(configuration: Configuration, logger: Logger = Logger(label: "mrkproxy.noop", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> LocalStack {
         let scripts = try FileManager.default.contentsOfDirectory(atPath: configuration.sqlDirectory.path)
             .filter { $0.hasSuffix(".sql") }.sorted()
         guard !scripts.isEmpty else {

@@ -239,7 +239,7 @@ public final class AWSKMSClient: KMSClient {
 
     /// Turns an error response into a `KMSError` named by its `__type` (namespace prefix and
     /// `:`-suffix stripped), falling back to `x-amzn-ErrorType`, then to the HTTP status.
-    static func classify(_ response: HTTPTransport.Response, region: String, operation: String) -> KMSError {
+    package static func classify(_ response: HTTPTransport.Response, region: String, operation: String) -> KMSError {
         var type: String?
         var message: String?
         if let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any] {

@@ -5,11 +5,17 @@ import FoundationNetworking
 
 /// A small URLSession wrapper (libcurl on Linux, HTTPS included) for the KMS client and the
 /// credential providers.
-struct HTTPTransport: Sendable {
-    struct Response: Sendable {
-        var status: Int
-        var headers: [String: String]
-        var body: Data
+package struct HTTPTransport: Sendable {
+    package struct Response: Sendable {
+        package var status: Int
+        package var headers: [String: String]
+        package var body: Data
+
+        package init(status: Int, headers: [String: String], body: Data) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+        }
 
         func header(_ name: String) -> String? {
             let lower = name.lowercased()

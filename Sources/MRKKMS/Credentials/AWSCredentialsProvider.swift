@@ -59,7 +59,7 @@ public struct ProfileCredentialsProvider: AWSCredentialsProvider {
     var configFile: String { Self.expand(environment["AWS_CONFIG_FILE"] ?? "~/.aws/config", environment) }
 
     /// Parses an INI file: section → key → value (keys lower-cased; `#`/`;` comments).
-    static func parseINI(_ text: String) -> [String: [String: String]] {
+    package static func parseINI(_ text: String) -> [String: [String: String]] {
         var sections: [String: [String: String]] = [:]
         var current: String?
         for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
@@ -115,7 +115,7 @@ public struct ProfileCredentialsProvider: AWSCredentialsProvider {
 }
 
 /// The JSON the ECS and EC2 metadata endpoints return.
-struct MetadataCredentials: Decodable {
+package struct MetadataCredentials: Decodable {
     var AccessKeyId: String
     var SecretAccessKey: String
     var Token: String?
@@ -132,7 +132,7 @@ struct MetadataCredentials: Decodable {
         return AWSCredentials(accessKeyId: AccessKeyId, secretAccessKey: SecretAccessKey, sessionToken: Token, expiration: expiration)
     }
 
-    static func decode(_ data: Data, source: String) throws -> AWSCredentials {
+    package static func decode(_ data: Data, source: String) throws -> AWSCredentials {
         do { return try JSONDecoder().decode(MetadataCredentials.self, from: data).credentials(source: source) } catch let e as KMSError {
             throw e
         } catch {

@@ -10,11 +10,11 @@ package enum SigV4 {
 
     /// A request as signed: raw (not yet encoded) path, raw query, headers in order, payload hash.
     package struct Request {
-        var method: String
-        var path: String
-        var query: String
-        var headers: [(name: String, value: String)]
-        var payloadSHA256: String
+        package var method: String
+        package var path: String
+        package var query: String
+        package var headers: [(name: String, value: String)]
+        package var payloadSHA256: String
 
         package init(method: String, path: String, query: String = "", headers: [(name: String, value: String)], body: [UInt8]) {
             self.method = method
@@ -178,7 +178,7 @@ package enum SigV4 {
     }
 
     /// The intermediate values of one signature, for tests and verification.
-    struct Signed {
+    package struct Signed {
         var canonicalRequest: String
         var stringToSign: String
         var authorization: String
@@ -188,7 +188,7 @@ package enum SigV4 {
     /// Signs `request` in place: adds `X-Amz-Date` (unless present), `X-Amz-Security-Token` when the
     /// credentials carry a session token and `signSessionToken` is set, and `Authorization`.
     @discardableResult
-    static func sign(_ request: inout Request, credentials: AWSCredentials, region: String, service: String,
+    package static func sign(_ request: inout Request, credentials: AWSCredentials, region: String, service: String,
                      date: Date, signSessionToken: Bool = true) -> Signed {
         let amz: String
         if let existing = request.header("x-amz-date") { amz = existing } else {

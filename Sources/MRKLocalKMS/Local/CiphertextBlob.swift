@@ -1,3 +1,4 @@
+import Foundation
 import MRKKMS
 import MRKCrypto
 
@@ -72,7 +73,7 @@ struct CiphertextBlob {
         return out
     }
 
-    static func seal(_ plaintext: some MRKCrypto.ContiguousBytes, keyId: String, material: KeyMaterialVersion,
+    static func seal(_ plaintext: some ContiguousBytes, keyId: String, material: KeyMaterialVersion,
                      context: EncryptionContext) throws -> [UInt8] {
         var blob = CiphertextBlob(keyId: keyId, materialVersion: material.version,
                                   nonce: SecureRandom.bytes(count: AESGCM.nonceByteCount), sealed: [])

@@ -134,30 +134,16 @@ struct LocalKMSState: Codable {
         }
     }
 
-    /// Writes the state atomically: a temporary file created with mode 0600 in the same directory,
-    /// fsync'd, then renamed over `path`.
+    /// Writes the state atomically, readable by the owner only (`AtomicFile`).
     func save(to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         var data = try encoder.encode(self)
         defer { data.resetBytes(in: 0..<data.count) }
-        let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw KMSError(.configuration, "cannot create \(tmp) (errno \(errno))") }
-        var ok = data.withUnsafeBytes { buf -> Bool in
-            var offset = 0
-            while offset < buf.count {
-                let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return false }
-                offset += n
-            }
-            return true
-        }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw KMSError(.configuration, "cannot write KMS state file \(path) (errno \(errno))")
+        do {
+            try AtomicFile.write(data, to: path)
+        } catch {
+            throw KMSError(.configuration, "cannot write KMS state file: \(error.description)")
         }
     }
 }

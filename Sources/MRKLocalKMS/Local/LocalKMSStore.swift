@@ -23,6 +23,8 @@ struct KMSCallContext: Sendable {
 // @unchecked Sendable: all mutable state (`state`, `events`, `counts`, `auditFD`) is only touched
 // while holding `lock`; the remaining stored properties are immutable.
 final class LocalKMSStore: @unchecked Sendable {
+    /// Held while the store is open, when it has a state file.
+    private let stateLock: FileLock?
     fileprivate let lock = NSLock()
     private var state: LocalKMSState
     private let stateFile: String?
@@ -33,6 +35,12 @@ final class LocalKMSStore: @unchecked Sendable {
     let logger: Logger
 
     init(stateFile: String?, auditLogFile: String?, maxEventsInMemory: Int, logger: Logger) throws {
+        // The store keeps the state in memory and rewrites the file: one process at a time.
+        do {
+            stateLock = try stateFile.map { path throws(AtomicFile.Failure) in try FileLock(for: path) }
+        } catch {
+            throw KMSError(.configuration, error.description)
+        }
         self.stateFile = stateFile
         self.maxEventsInMemory = maxEventsInMemory
         self.logger = logger
@@ -483,7 +491,7 @@ final class LocalKMSStore: @unchecked Sendable {
 
     // MARK: Cryptographic operations
 
-    private func sealLocked(_ plaintext: some MRKCrypto.ContiguousBytes, index: Int, context: EncryptionContext) throws -> [UInt8] {
+    private func sealLocked(_ plaintext: some ContiguousBytes, index: Int, context: EncryptionContext) throws -> [UInt8] {
         let keyId = state.keys[index].keyId
         return try CiphertextBlob.seal(plaintext, keyId: keyId, material: currentMaterial(keyId), context: context)
     }

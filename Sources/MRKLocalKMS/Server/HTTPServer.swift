@@ -6,13 +6,21 @@ import NIOHTTP1
 import NIOPosix
 
 /// A received HTTP request, body fully read.
-struct HTTPRequest: Sendable {
-    var method: String
+package struct HTTPRequest: Sendable {
+    package var method: String
     /// The request target: path and query, as sent.
-    var uri: String
-    var headers: [(name: String, value: String)]
-    var body: [UInt8]
-    var remoteAddress: String?
+    package var uri: String
+    package var headers: [(name: String, value: String)]
+    package var body: [UInt8]
+    package var remoteAddress: String?
+
+    package init(method: String, uri: String, headers: [(name: String, value: String)], body: [UInt8], remoteAddress: String? = nil) {
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.body = body
+        self.remoteAddress = remoteAddress
+    }
 
     func header(_ name: String) -> String? {
         let lower = name.lowercased()
@@ -27,10 +35,10 @@ struct HTTPRequest: Sendable {
 }
 
 /// A response to send.
-struct HTTPResponse: Sendable {
-    var status: Int
-    var headers: [(name: String, value: String)]
-    var body: [UInt8]
+package struct HTTPResponse: Sendable {
+    package var status: Int
+    package var headers: [(name: String, value: String)]
+    package var body: [UInt8]
 
     init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status

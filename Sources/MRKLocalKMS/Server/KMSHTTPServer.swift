@@ -69,13 +69,23 @@ public actor KMSHTTPServer {
 }
 
 /// Authenticates and dispatches one KMS request. Stateless apart from the shared store.
-struct KMSRequestDispatcher: Sendable {
+package struct KMSRequestDispatcher: Sendable {
     let store: LocalKMSStore
     let configuration: KMSHTTPServer.Configuration
 
+    /// A dispatcher for `kms`'s store (the fuzzing harness drives it without a network).
+    package init(kms: LocalKMS, configuration: KMSHTTPServer.Configuration = KMSHTTPServer.Configuration()) {
+        self.init(store: kms.store, configuration: configuration)
+    }
+
+    init(store: LocalKMSStore, configuration: KMSHTTPServer.Configuration) {
+        self.store = store
+        self.configuration = configuration
+    }
+
     private static let jsonHeaders = [(name: "Content-Type", value: "application/x-amz-json-1.1")]
 
-    func handle(_ request: HTTPRequest) -> HTTPResponse {
+    package func handle(_ request: HTTPRequest) -> HTTPResponse {
         if request.method == "GET", request.path == "/health" || request.path == "/" {
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: Array("ok\n".utf8))
         }

@@ -115,11 +115,11 @@ final class Sealer {
             identity = bytes
         }
         var plaintext = try ColumnCodec.encode(value, as: column.type, column: name, context: valueContext)
-        defer { zeroize(&plaintext) }
+        defer { secureZero(&plaintext) }
         guard let cipher else {
             guard let esdk else { throw ProxyError(.configuration, "no column is configured with format: esdk") }
             var text = try ColumnCodec.text(of: plaintext, as: column.type)
-            defer { zeroize(&text) }
+            defer { secureZero(&text) }
             return .bytea(try esdk.seal(text, column: column))
         }
         let type = column.type.plaintextType
@@ -151,7 +151,7 @@ final class Indexer {
     func index(_ value: SQLValue, context: ColumnCodec.Context) throws(ProxyError) -> [UInt8]? {
         if value.isNull { return nil }
         var key = try ColumnCodec.equalityKey(value, as: column.type, column: name, context: context)
-        defer { zeroize(&key) }
+        defer { secureZero(&key) }
         do {
             return try indexer.index(tag: ColumnCodec.indexTag(column.type), value: key, byteCount: column.blindIndexBits / 8)
         } catch {

@@ -24,7 +24,7 @@ final class ResultDecoder {
 
     deinit {
         sealedScratch.deallocate()
-        plaintextScratch.initializeMemory(as: UInt8.self, repeating: 0)
+        secureZero(plaintextScratch)
         plaintextScratch.deallocate()
     }
 
@@ -118,19 +118,19 @@ final class ResultDecoder {
         if column.format == .esdk {
             guard let esdk else { throw ProxyError(.configuration, "no column is configured with format: esdk") }
             var text = try esdk.open(Array(sealed), column: column, failure: encrypted.failure)
-            defer { zeroize(&text) }
+            defer { secureZero(&text) }
             return try ColumnCodec.value(ofText: text, as: column.type)
         }
         guard let header = try? CompactEnvelope.header(raw: sealed) else { throw encrypted.failure }
         let cipher = try ciphers.cipher(for: column, keyID: header.keyID)
         let count = sealed.count - CompactEnvelope.overheadByteCount
         if plaintextScratch.count < count {
-            plaintextScratch.initializeMemory(as: UInt8.self, repeating: 0)
+            secureZero(plaintextScratch)
             plaintextScratch.deallocate()
             plaintextScratch = .allocate(byteCount: count, alignment: 16)
         }
         let output = UnsafeMutableRawBufferPointer(rebasing: plaintextScratch[0..<max(count, 0)])
-        defer { output.initializeMemory(as: UInt8.self, repeating: 0) }
+        defer { secureZero(output) }
         let opened: (type: PlaintextType, count: Int)?
         if let identity {
             opened = identity.withUnsafeBytes { try? cipher.open(sealed, context: encrypted.context, rowIdentity: $0, into: output) }

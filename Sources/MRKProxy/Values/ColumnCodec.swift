@@ -117,7 +117,8 @@ package enum ColumnCodec {
             case .text(let s): guard let f = PostgresFloat.parseFloat(s) else { throw invalid() }; float = f
             default: throw invalid()
             }
-            return bigEndian(Double(float).bitPattern)
+            // NaN payloads are not kept (PostgreSQL prints every NaN as `NaN`): one NaN.
+            return bigEndian(float.isNaN ? Double.nan.bitPattern : Double(float).bitPattern)
         case .float8:
             let double: Double
             switch value {
@@ -127,7 +128,7 @@ package enum ColumnCodec {
             case .text(let s): guard let d = PostgresFloat.parseDouble(s) else { throw invalid() }; double = d
             default: throw invalid()
             }
-            return bigEndian(double.bitPattern)
+            return bigEndian(double.isNaN ? Double.nan.bitPattern : double.bitPattern)
         case .bool:
             switch value {
             case .bool(let b): return [b ? 1 : 0]
@@ -343,9 +344,4 @@ extension ColumnValueType {
         case .jsonb: .jsonb
         }
     }
-}
-
-/// Overwrites a plaintext buffer with zeros once it is no longer needed.
-func zeroize(_ bytes: inout [UInt8]) {
-    secureZero(&bytes)
 }

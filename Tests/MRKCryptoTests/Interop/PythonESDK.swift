@@ -1,4 +1,5 @@
 import Foundation
+import MRKDevTools
 
 /// Drives the official AWS Encryption SDK for Python (`aws-encryption-sdk`) for interop tests.
 ///
@@ -50,16 +51,7 @@ json.dump(results, sys.stdout)
 
     /// The interpreter to use, or a failure explaining how to provide one.
     static func interpreter() throws -> String {
-        let candidate = ProcessInfo.processInfo.environment["MRKPROXY_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? TestPaths.repoRoot.appendingPathComponent(".venv/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: candidate) else {
-            throw Failure(description: """
-                Python interop needs the official AWS Encryption SDK for Python: no interpreter at \(candidate). \
-                Create it with `python3 -m venv .venv && .venv/bin/pip install aws-encryption-sdk boto3` \
-                or set MRKPROXY_PYTHON.
-                """)
-        }
-        return candidate
+        try InteropPython.require(repository: TestPaths.repoRoot)
     }
 
     /// Runs `ops` (each a JSON object) in one Python process and returns one result object per op.

@@ -96,7 +96,7 @@ import Testing
         #expect(banner.contains("listening"))
         let (status, _, err) = try await Self.run(["kms", "create-key", "--state", state])
         #expect(status != 0)
-        #expect(err.contains("in use by another mrkproxy process"), "\(err)")
+        #expect(err.contains("is in use by another mrkproxy process"), "\(err)")
     }
 
     @Test("mrkproxy bench --json runs every variant on a small table and reports every figure")

@@ -23,15 +23,11 @@ extension ProxyIntegration {
         """#
 
         static func python() throws -> String {
-            let path = ProcessInfo.processInfo.environment["MRKPROXY_PYTHON"]
-                ?? CLITests.repo.appendingPathComponent(".venv/bin/python").path
-            guard FileManager.default.isExecutableFile(atPath: path) else {
-                throw ProxyError(.configuration, "Python with aws-encryption-sdk not found at \(path): run scripts/test, which creates .venv")
-            }
-            return path
+            try InteropPython.require(repository: CLITests.repo)
         }
 
-        @Test("format: esdk columns round-trip across regions, refuse being moved to another column, and the official Python SDK reads them")
+        @Test("format: esdk columns round-trip across regions, refuse being moved to another column, and the official Python SDK reads them",
+              .enabled(if: InteropPython.enabled(repository: CLITests.repo), Comment(rawValue: InteropPython.skipReason)))
         func esdkColumns() async throws {
             let stack = try currentStack()
             let table = uniqueName("esdk")

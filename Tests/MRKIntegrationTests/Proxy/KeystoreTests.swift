@@ -164,9 +164,11 @@ extension ProxyIntegration {
             let keyspace = uniqueName("ks")
             let (primary, _) = stores(stack)
             try await primary.create(keyspace: keyspace)
+            let clock = ManualClock()
             var configuration = BranchKeyStore.Configuration()
-            configuration.cacheTTL = .milliseconds(200)
-            configuration.staleWindow = .milliseconds(3_000)
+            configuration.cacheTTL = .seconds(300)
+            configuration.staleWindow = .seconds(600)
+            configuration.time = clock.source
             // A KMS endpoint where nothing listens: every call fails.
             let unreachable = AWSKMSClient(configuration: .init(region: east, endpoint: URL(string: "http://127.0.0.1:9")!, timeout: 1,
                                                                 maxAttempts: 1, environment: [:]),
@@ -177,9 +179,9 @@ extension ProxyIntegration {
             let id = try store.keyspaceID(keyspace)
             let fresh = try await store.key(keyspaceID: id, version: 1).key
             flaky.breakIt()
-            try await Task.sleep(for: .milliseconds(400))  // past the TTL, inside the stale window
+            clock.advance(by: .seconds(301))  // past the TTL, inside the stale window
             #expect(try await store.key(keyspaceID: id, version: 1).key == fresh)
-            try await Task.sleep(for: .milliseconds(3_200))  // past the stale window
+            clock.advance(by: .seconds(600))  // past the stale window
             await #expect(throws: ProxyError.self) { try await store.key(keyspaceID: id, version: 1) }
         }
     }

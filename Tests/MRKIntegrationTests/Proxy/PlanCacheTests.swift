@@ -16,7 +16,8 @@ extension ProxyIntegration {
         func plansAreReusedSafely() async throws {
             let stack = try currentStack()
             let table = uniqueName("plans")
-            let (east, keystore) = try await openEast(stack, table: table) { $0.kms.cacheTTL = .milliseconds(50) }
+            let clock = ManualClock()
+            let (east, keystore) = try await openEast(stack, table: table, time: clock.source)
             let insert = "INSERT INTO \(table) (id, name, ssn) VALUES ($1, $2, $3)"
             let (first, second, literal, later) = (secret("PLAN1"), secret("PLAN2"), secret("PLANLIT"), secret("PLAN3"))
 
@@ -38,7 +39,7 @@ extension ProxyIntegration {
 
             // After a rotation (and the active-version TTL), the cached insert plan seals under v2.
             #expect(try await keystore.rotate(keyspace: east.configuration.keyspace) == 2)
-            try await Task.sleep(for: .milliseconds(120))
+            clock.advance(by: east.configuration.kms.cacheTTL)
             try await onBlockingThread {
                 let conn = box.value
                 try conn.execute(insert, [.int(4), .text("d"), .text(later)])
@@ -58,10 +59,8 @@ extension ProxyIntegration {
                                                                 maxAttempts: 1, environment: [:]),
                                            credentialsProvider: StaticCredentialsProvider(AWSCredentials(accessKeyId: "test", secretAccessKey: "test")))
             let flaky = FlakyKMS(working: stack.kmsClient(region: "us-east-1"), broken: unreachable)
-            let (east, _) = try await openEast(stack, table: table, kms: flaky) { config in
-                config.kms.cacheTTL = .milliseconds(200)
-                config.kms.staleWindow = .milliseconds(2_000)
-            }
+            let clock = ManualClock()
+            let (east, _) = try await openEast(stack, table: table, kms: flaky, time: clock.source)
             let ssn = secret("EXPIRY")
             let box = try await onBlockingThread { () throws -> UncheckedBox<EncryptedConnection> in
                 let conn = try east.connect()
@@ -75,7 +74,7 @@ extension ProxyIntegration {
                 #expect(try box.value.query("SELECT id, ssn FROM \(table)").rows.first?.string("ssn") == ssn)
             }
             // …and once both have passed it must ask KMS again, which now fails.
-            try await Task.sleep(for: .milliseconds(2_500))
+            clock.advance(by: east.configuration.kms.cacheTTL + east.configuration.kms.staleWindow + .seconds(1))
             try await onBlockingThread {
                 #expect(throws: ProxyError.self) { try box.value.query("SELECT id, ssn FROM \(table)") }
                 #expect(throws: ProxyError.self) { try box.value.execute("INSERT INTO \(table) (id, name, ssn) VALUES (2, 'y', $1)", [.text(ssn)]) }

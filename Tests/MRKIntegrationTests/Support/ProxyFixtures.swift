@@ -76,7 +76,7 @@ func openBoth(_ stack: LocalStack, tables: String, keyspace: String = "default")
 
 /// Opens MRKProxy in us-east-1 for a fresh `table` (created) in a keyspace of its own, with
 /// `adjust` applied to the configuration first. Returns the database and the keystore.
-func openEast(_ stack: LocalStack, table: String, kms: (any KMSClient)? = nil,
+func openEast(_ stack: LocalStack, table: String, kms: (any KMSClient)? = nil, time: TimeSource = .continuous,
               adjust: (inout ProxyConfiguration) -> Void = { _ in }) async throws -> (database: EncryptedDatabase, keystore: BranchKeyStore) {
     try ddl(stack, ProxyIntegration.Proxy.customersTable(table))
     var config = try proxyConfiguration(stack, tables: ProxyIntegration.Proxy.customersConfig(table))
@@ -85,7 +85,8 @@ func openEast(_ stack: LocalStack, table: String, kms: (any KMSClient)? = nil,
     let keystore = BranchKeyStore(databaseURL: stack.databaseURL(replica: false), kms: stack.kmsClient(region: "us-east-1"),
                                   kmsKeyARN: try config.keyARN(in: "us-east-1"))
     try await keystore.create(keyspace: config.keyspace)
-    let database = try await EncryptedDatabase.open(configuration: config, region: "us-east-1", kms: kms ?? stack.kmsClient(region: "us-east-1"))
+    let database = try await EncryptedDatabase.open(configuration: config, region: "us-east-1", kms: kms ?? stack.kmsClient(region: "us-east-1"),
+                                                    logger: Logger(label: "test"), time: time)
     return (database, keystore)
 }
 
