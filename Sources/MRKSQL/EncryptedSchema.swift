@@ -14,9 +14,37 @@ public struct QualifiedName: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// The PostgreSQL type of an encrypted column's plaintext (the column itself is `bytea`).
+///
+/// Adding a type: docs/SQL.md, "Adding a column type", lists every place; the compiler finds all
+/// but the tests.
 public enum ColumnValueType: String, Hashable, Sendable, CaseIterable {
     case text, int2, int4, int8, numeric, float4, float8, bool, date, timestamp, timestamptz, uuid, bytea,
         json, jsonb
+
+    /// The other names PostgreSQL accepts for the type, which a configuration may use too.
+    public var aliases: [String] {
+        switch self {
+        case .text: ["varchar", "character varying"]
+        case .int2: ["smallint"]
+        case .int4: ["integer", "int"]
+        case .int8: ["bigint"]
+        case .numeric: ["decimal"]
+        case .float4: ["real"]
+        case .float8: ["double precision", "double"]
+        case .bool: ["boolean"]
+        case .date, .uuid, .bytea, .json, .jsonb: []
+        case .timestamp: ["timestamp without time zone"]
+        case .timestamptz: ["timestamp with time zone"]
+        }
+    }
+
+    /// The type a configuration names, by its name or one of its aliases.
+    public init?(configName: String) {
+        guard let type = Self.allCases.first(where: { $0.rawValue == configName || $0.aliases.contains(configName) }) else {
+            return nil
+        }
+        self = type
+    }
 }
 
 /// Which predicates an encrypted column supports.

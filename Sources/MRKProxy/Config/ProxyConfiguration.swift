@@ -399,17 +399,6 @@ func isPlainIdentifier(_ name: String) -> Bool {
     return name.unicodeScalars.allSatisfy { $0 == "_" || ("a"..."z").contains($0) || ("0"..."9").contains($0) }
 }
 
-extension ColumnValueType {
-    init?(configName: String) {
-        let aliases: [String: ColumnValueType] = [
-            "smallint": .int2, "integer": .int4, "int": .int4, "bigint": .int8, "real": .float4, "double": .float8,
-            "double precision": .float8, "boolean": .bool, "decimal": .numeric, "varchar": .text,
-            "timestamp with time zone": .timestamptz, "timestamp without time zone": .timestamp,
-        ]
-        if let value = ColumnValueType(rawValue: configName) ?? aliases[configName] { self = value } else { return nil }
-    }
-}
-
 extension ProxyConfiguration {
     /// The AWS KMS client for `region`: the configured endpoint(s) (else the AWS regional endpoint,
     /// honouring `AWS_ENDPOINT_URL_KMS`/`AWS_ENDPOINT_URL`) and the standard credentials chain.
