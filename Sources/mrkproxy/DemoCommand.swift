@@ -17,7 +17,8 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let directory = try SQLDirectory.locate(sqlDirectory)
         // Flush every line: with --keep the instructions must show even when stdout is a pipe.
-        let demo = Demo(sqlDirectory: directory, keep: keep) { line in Swift.print(line); fflush(nil) }
+        var demo = Demo(sqlDirectory: directory, keep: keep) { line in Swift.print(line); fflush(nil) }
+        demo.command = CLICommand.name
         let report = try await demo.run()
         guard report.readBackMatches, !report.plaintextInRawTable, report.replicaDecryptsInReplicaRegion > 0,
               report.primaryRegionCallsDuringRead == 0, report.replicaWriteRefused, report.misuseRefused else {
@@ -35,8 +36,10 @@ enum SQLDirectory {
         if let explicit { candidates.append(URL(fileURLWithPath: explicit)) }
         if let env = ProcessInfo.processInfo.environment["MRKPROXY_SQL_DIR"] { candidates.append(URL(fileURLWithPath: env)) }
         candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("sql"))
+        // Installed by scripts/install: PREFIX/bin/mrkproxy and PREFIX/share/mrkproxy/sql.
+        var executable = CLICommand.executable.deletingLastPathComponent()
+        candidates.append(executable.deletingLastPathComponent().appendingPathComponent("share/mrkproxy/sql"))
         // .build/<config>/mrkproxy → the package root.
-        var executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<4 {
             candidates.append(executable.appendingPathComponent("sql"))
             executable.deleteLastPathComponent()
@@ -45,5 +48,25 @@ enum SQLDirectory {
             return candidate
         }
         throw ValidationError("cannot find the sql/ schema directory; pass --sql-directory or set MRKPROXY_SQL_DIR")
+    }
+}
+
+/// How to run this CLI again, for the commands the demo prints: `mrkproxy` when that name on
+/// PATH is this executable, else the executable's absolute path.
+enum CLICommand {
+    static var executable: URL {
+        let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")).map(URL.init(fileURLWithPath:))
+        return link ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    }
+
+    static var name: String {
+        let me = executable.standardizedFileURL.path
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for directory in path.split(separator: ":") {
+            let candidate = URL(fileURLWithPath: String(directory)).appendingPathComponent("mrkproxy")
+            guard FileManager.default.isExecutableFile(atPath: candidate.path) else { continue }
+            return candidate.resolvingSymlinksInPath().standardizedFileURL.path == me ? "mrkproxy" : me
+        }
+        return me
     }
 }

@@ -30,6 +30,14 @@ struct SQLCommand: AsyncParsableCommand {
     func validate() throws {
         if command != nil && file != nil { throw ValidationError("give -c or -f, not both") }
         if json && csv { throw ValidationError("give --json or --csv, not both") }
+        if let file {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
+                throw ValidationError("cannot read \(file): no such file")
+            }
+            guard !isDirectory.boolValue else { throw ValidationError("cannot read \(file): it is a directory") }
+            guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file): permission denied") }
+        }
     }
 
     func run() async throws {
@@ -42,7 +50,10 @@ struct SQLCommand: AsyncParsableCommand {
         if let command {
             try shell.runScript(command)
         } else if let file {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file)") }
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                FileHandle.standardError.write(Data("error: \(file) is not UTF-8 text\n".utf8))
+                throw ExitCode.failure
+            }
             try shell.runScript(text)
         } else {
             // Fed from a pipe or file (`… | mrkproxy sql`): no banner or prompts, errors on stderr,
@@ -89,59 +100,85 @@ final class Shell {
         }
     }
 
-    func printTable(_ result: QueryResult) {
-        let cells = result.rows.map { $0.values.map { $0.postgresText ?? "" } }
-        var widths = result.columns.map(\.count)
-        for row in cells { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    /// A psql-style table of text cells, each column as wide as its widest cell.
+    func printColumns(_ header: [String], _ rows: [[String]], alignRight: [Bool]? = nil) {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        let right = alignRight ?? header.map { _ in false }
         func line(_ values: [String], alignRight: [Bool]) -> String {
             values.enumerated().map { i, value in
                 let padding = String(repeating: " ", count: widths[i] - value.count)
                 return " " + (alignRight[i] ? padding + value : value + padding) + " "
             }.joined(separator: "|")
         }
+        print(line(header, alignRight: header.map { _ in false }))
+        print(widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "+"))
+        for row in rows { print(line(row, alignRight: right)) }
+    }
+
+    func printTable(_ result: QueryResult) {
+        let cells = result.rows.map { $0.values.map { $0.postgresText ?? "" } }
         let numeric = result.columns.indices.map { i in
             result.rows.allSatisfy { row in
                 switch row.values[i] { case .int, .double, .float, .numeric, .null: true; default: false }
             } && !result.rows.isEmpty
         }
-        print(line(result.columns, alignRight: result.columns.map { _ in false }))
-        print(widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "+"))
-        for row in cells { print(line(row, alignRight: numeric)) }
+        printColumns(result.columns, cells, alignRight: numeric)
         print("(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s"))")
     }
 
-    /// - Returns: false when a statement failed.
+    /// The shell. On a terminal: a banner, prompts and line editing with history; ends with `\q`
+    /// or Ctrl-D and succeeds (errors were shown as they happened). Fed from a pipe or file: no
+    /// banner or prompts, errors on standard error, and it fails if any statement failed.
+    ///
+    /// - Returns: false when the session should exit non-zero.
     func interactive(region: String, scripted: Bool = false) -> Bool {
         var succeeded = true
         let historyFile = ProcessInfo.processInfo.environment["MRKPROXY_HISTORY"]
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".mrkproxy_history").path
-        var history = historyFile.isEmpty ? []
+        let saved = historyFile.isEmpty ? []
             : ((try? String(contentsOfFile: historyFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        let editor = LineEditor(history: saved)
+        let editing = !scripted && LineEditor.isAvailable
         if !scripted {
             print("MRKProxy SQL shell — region \(region)\(connection.database.isReadOnly ? " (read-only replica)" : ""). \\q quits, \\d lists tables.")
         }
         var buffer = ""
         while true {
-            if !scripted {
-                print(buffer.isEmpty ? "mrkproxy(\(region))=> " : "mrkproxy(\(region))-> ", terminator: "")
-                fflush(nil)
-            }
-            guard let line = readLine() else {
-                if !scripted { print("") }
-                break
+            let prompt = buffer.isEmpty ? "mrkproxy(\(region))=> " : "mrkproxy(\(region))-> "
+            let line: String
+            if editing {
+                switch editor.readLine(prompt: prompt) {
+                case .line(let text): line = text
+                case .interrupt:
+                    buffer = ""
+                    continue
+                case .endOfInput: return true
+                }
+            } else {
+                if !scripted {
+                    print(prompt, terminator: "")
+                    fflush(nil)
+                }
+                guard let text = readLine() else {
+                    if !scripted { print("") }
+                    return scripted ? succeeded : true
+                }
+                line = text
             }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if buffer.isEmpty && trimmed.hasPrefix("\\") {
-                if trimmed == "\\q" { break }
-                meta(trimmed, history: history)
+                if trimmed == "\\q" { return scripted ? succeeded : true }
+                editor.remember(trimmed)
+                meta(trimmed, history: editor.history)
                 continue
             }
             buffer += (buffer.isEmpty ? "" : "\n") + line
             guard SQLScript.isComplete(buffer) else { continue }
-            history.append(buffer.replacingOccurrences(of: "\n", with: " "))
+            editor.remember(buffer.replacingOccurrences(of: "\n", with: " "))
             // History may hold plaintext literals: owner-only, and MRKPROXY_HISTORY= (empty) turns it off.
             if !historyFile.isEmpty {
-                SQLCommand.writePrivately(Array((history.suffix(500).joined(separator: "\n") + "\n").utf8), to: historyFile)
+                SQLCommand.writePrivately(Array((editor.history.suffix(500).joined(separator: "\n") + "\n").utf8), to: historyFile)
             }
             do {
                 for statement in try SQLScript.statements(buffer) { try runStatement(statement) }
@@ -155,7 +192,6 @@ final class Shell {
             }
             buffer = ""
         }
-        return succeeded
     }
 
     private func meta(_ command: String, history: [String]) {
@@ -172,23 +208,31 @@ final class Shell {
                 let qualified = name.contains(".") ? name : "public." + name
                 let encrypted = configuration.tables.first { "\($0.key.schema).\($0.key.name)" == qualified }?.value
                 let result = try connection.query("""
-                    SELECT column_name, data_type FROM information_schema.columns
-                    WHERE table_schema || '.' || table_name = $1 ORDER BY ordinal_position
+                    SELECT a.attname AS column, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type
+                    FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+                    ORDER BY a.attnum
                     """, [.text(qualified)])
-                print(" column".padding(toLength: 20, withPad: " ", startingAt: 0) + "| type       | MRKProxy")
+                guard !result.rows.isEmpty else {
+                    print("Did not find any relation named \"\(parts[1])\".")
+                    return
+                }
+                var rows: [[String]] = []
                 for row in result.rows {
-                    let column = row.string("column_name") ?? ""
+                    let column = row.string("column") ?? ""
                     var note = ""
                     if let spec = encrypted?.columns[column] {
-                        note = "encrypted \(spec.type.rawValue)" + (spec.search == .equality ? ", searchable (= / IN)" : "")
+                        note = "encrypted \(spec.type.rawValue)" + (spec.format == .esdk ? " (ESDK message)" : "")
+                            + (spec.search == .equality ? ", searchable (= / IN)" : "")
                     } else if encrypted?.columns.values.contains(where: { $0.blindIndexColumn == column }) == true {
                         note = "blind index"
                     } else if encrypted?.rowIdentity == column {
                         note = "row identity"
                     }
-                    print(" " + column.padding(toLength: 19, withPad: " ", startingAt: 0) + "| "
-                          + (row.string("data_type") ?? "").padding(toLength: 11, withPad: " ", startingAt: 0) + "| " + note)
+                    rows.append([column, row.string("type") ?? "", note])
                 }
+                print("Table \"\(qualified)\"")
+                printColumns(["column", "type", "MRKProxy"], rows)
             case "\\s":
                 for (i, entry) in history.enumerated() { print(String(format: "%4d  ", i + 1) + entry) }
             default:

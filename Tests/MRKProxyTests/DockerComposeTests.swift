@@ -1,4 +1,5 @@
 import Foundation
+import MRKProxy
 import Testing
 import Yams
 
@@ -61,10 +62,42 @@ import Yams
         #expect(script.contains("pg_basebackup") && script.contains(" -R ") && script.contains("hot_standby=on"))
     }
 
-    @Test func kmsServiceRunsKmsServe() throws {
+    @Test func kmsServiceRunsKmsServeWithTheSampleConfigurationsKey() throws {
         let kms = try service("kms")
         let command = try #require(kms["command"] as? [String])
         #expect(Array(command.prefix(2)) == ["kms", "serve"])
         #expect(command.contains("--port") && command.contains("--state"))
+        let keyID = try #require(command.firstIndex(of: "--ensure-mrk").map { command[$0 + 1] })
+        let replica = try #require(command.firstIndex(of: "--replica-region").map { command[$0 + 1] })
+
+        // docker/mrkproxy.yaml names that key, the replica region and the published ports.
+        let text = try String(contentsOf: Self.repo.appendingPathComponent("docker/mrkproxy.yaml"), encoding: .utf8)
+        let configuration = try ProxyConfiguration.parse(text, source: "docker/mrkproxy.yaml", environment: [:])
+        #expect(configuration.kms.key.hasSuffix("key/" + keyID))
+        #expect(configuration.regions[replica]?.readOnly == true)
+        func published(_ name: String) throws -> String {
+            let ports = try #require(try service(name)["ports"] as? [String])
+            return try #require(ports.first.map { String($0.split(separator: ":").dropLast().joined(separator: ":")) })
+        }
+        #expect(try published("primary") == "127.0.0.1:15432")
+        #expect(try published("replica") == "127.0.0.1:15433")
+        #expect(try published("kms") == "127.0.0.1:14599")
+        #expect(configuration.kms.endpoint?.absoluteString == "http://127.0.0.1:14599")
+        let primaryURL = try #require(configuration.regions[configuration.region]?.database)
+        let replicaURL = try #require(configuration.regions[replica]?.database)
+        #expect(primaryURL.contains("@127.0.0.1:15432/") && replicaURL.contains("@127.0.0.1:15433/"))
+        // Nothing binds the host's own PostgreSQL port.
+        for name in ["primary", "replica", "kms"] {
+            #expect(!(try published(name)).hasSuffix(":5432"))
+        }
+    }
+
+    @Test func imageBuildsWithTheSwiftTheTestsUse() throws {
+        let dockerfile = try String(contentsOf: Self.repo.appendingPathComponent("docker/Dockerfile"), encoding: .utf8)
+        let images = dockerfile.split(separator: "\n").filter { $0.hasPrefix("FROM swift:") }
+        #expect(!images.isEmpty)
+        #if compiler(>=6.3)
+        for image in images { #expect(image.contains("swift:6.3-"), "\(image)") }
+        #endif
     }
 }

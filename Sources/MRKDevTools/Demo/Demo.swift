@@ -34,6 +34,8 @@ public struct Demo: Sendable {
     public var sqlDirectory: URL
     /// Leave everything running and wait (for `mrkproxy sql` in another terminal).
     public var keep = false
+    /// How the printed hints run the CLI (`mrkproxy`, or its path when it is not on PATH).
+    public var command = "mrkproxy"
     /// Where the story goes.
     public var print: @Sendable (String) -> Void
 
@@ -122,8 +124,8 @@ public struct Demo: Sendable {
         if keep {
             print("\nTry it:")
             print("   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test")
-            print("   mrkproxy sql --config \(configFile.path) --region \(south) -c \"SELECT id, name, ssn FROM customers\"")
-            print("   mrkproxy sql --config \(configFile.path) --region \(east) -c \"INSERT INTO customers (id, name, ssn) VALUES (6, 'Katherine Johnson', '111-22-3333')\"")
+            print("   \(command) sql --config \(configFile.path) --region \(south) -c \"SELECT id, name, ssn FROM customers\"")
+            print("   \(command) sql --config \(configFile.path) --region \(east) -c \"INSERT INTO customers (id, name, ssn) VALUES (6, 'Katherine Johnson', '111-22-3333')\"")
             print("   psql '\(stack.databaseURL(replica: true))' -c 'SELECT id, name, ssn FROM customers'")
         }
         return report

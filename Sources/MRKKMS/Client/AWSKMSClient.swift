@@ -140,6 +140,30 @@ public final class AWSKMSClient: KMSClient {
         return DescribeKeyResponse(keyMetadata: out.KeyMetadata)
     }
 
+    // MARK: Key administration (operators and tools; the library never calls these)
+
+    /// CreateKey: a symmetric encryption key in this client's region (`multiRegion`: an `mrk-` key).
+    public func createKey(description: String = "", multiRegion: Bool, policy: String? = nil) async throws -> KeyMetadata {
+        let out: WireKeyMetadataResponse = try await call("CreateKey", WireCreateKeyRequest(
+            Description: description, MultiRegion: multiRegion, Policy: policy, KeyUsage: "ENCRYPT_DECRYPT", KeySpec: "SYMMETRIC_DEFAULT"))
+        return out.KeyMetadata
+    }
+
+    /// ReplicateKey: sent to the primary key's region; returns the replica's metadata.
+    public func replicateKey(keyId: String, replicaRegion: String, description: String? = nil, policy: String? = nil) async throws -> KeyMetadata {
+        let out: WireReplicateKeyResponse = try await call("ReplicateKey", WireReplicateKeyRequest(
+            KeyId: keyId, ReplicaRegion: replicaRegion, Description: description, Policy: policy))
+        return out.ReplicaKeyMetadata
+    }
+
+    /// UpdatePrimaryRegion: sent to the current primary key's region; makes the replica in
+    /// `primaryRegion` the primary key (the old primary becomes a replica).
+    public func updatePrimaryRegion(keyId: String, primaryRegion: String) async throws {
+        // AWS answers with an empty body (the local KMS with `{}`): nothing to decode.
+        let payload = try JSONEncoder().encode(WireUpdatePrimaryRegionRequest(KeyId: keyId, PrimaryRegion: primaryRegion))
+        _ = try await send("UpdatePrimaryRegion", payload: payload)
+    }
+
     private static func wire(_ r: GenerateDataKeyRequest) -> WireGenerateDataKeyRequest {
         WireGenerateDataKeyRequest(KeyId: r.keyId, EncryptionContext: r.encryptionContext.isEmpty ? nil : r.encryptionContext,
                                    NumberOfBytes: r.numberOfBytes, KeySpec: r.numberOfBytes == nil ? r.keySpec?.rawValue : nil,

@@ -58,7 +58,7 @@ package final class FileLock: Sendable {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
             throw AtomicFile.Failure(description: "the KMS state file \(path) is in use by another mrkproxy process (kms serve?); "
-                                     + "stop it or use another --state")
+                                     + "stop it, use another --state, or send key commands to the running server with --endpoint URL")
         }
         self.fd = fd
     }

@@ -138,6 +138,33 @@ public final class LocalKMS: KMSClient {
         try store.createKey(ctx, description: description, multiRegion: multiRegion, policy: policy, tags: tags)
     }
 
+    /// Makes sure the multi-Region key `keyId` (`mrk-` + 32 hex digits, chosen by the caller: a
+    /// development convenience AWS does not offer) exists with this view's region as its primary
+    /// and a replica in each of `replicaRegions`, creating what is missing. For a stack whose
+    /// configuration names the key before the KMS first starts (docker compose).
+    ///
+    /// - Returns: the key's ARN in each region.
+    @discardableResult
+    public func ensureMultiRegionKey(_ keyId: String, replicaRegions: [String], description: String = "MRKProxy key") throws -> [String: String] {
+        guard keyId.hasPrefix("mrk-"), keyId.count == 36,
+              keyId.dropFirst(4).allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+            throw KMSError(.validation, "\(keyId) is not a multi-Region key id (mrk- and 32 lower-case hex digits)")
+        }
+        var arns: [String: String] = [:]
+        if (try? store.describeKey(ctx, keyId: keyId)) == nil {
+            _ = try store.createKey(ctx, description: description, multiRegion: true, policy: nil, tags: [:], keyId: keyId)
+        }
+        arns[region] = keyARN(keyId)
+        for replica in replicaRegions where replica != region {
+            let view = inRegion(replica)
+            if (try? view.store.describeKey(view.ctx, keyId: keyId)) == nil {
+                try replicateKey(keyId: keyId, replicaRegion: replica)
+            }
+            arns[replica] = inRegion(replica).keyARN(keyId)
+        }
+        return arns
+    }
+
     /// ReplicateKey: call on the primary's region. The replica shares id and key material, but has its
     /// own policy (default policy when `nil`), enabled state, description, aliases and tags.
     ///

@@ -270,13 +270,18 @@ final class LocalKMSStore: @unchecked Sendable {
     // MARK: Key management
 
     func createKey(_ ctx: KMSCallContext, description: String, multiRegion: Bool, policy: String?,
-                   tags: [String: String]) throws -> KeyMetadata {
+                   tags: [String: String], keyId chosen: String? = nil) throws -> KeyMetadata {
         try call("CreateKey", ctx) { keyArn in
             let policy = try validatePolicy(policy)
             let now = Date().timeIntervalSince1970
-            let keyId = multiRegion
+            if let chosen {
+                guard state.families[chosen] == nil else {
+                    throw KMSError(.alreadyExists, "key \(chosen) already exists", region: ctx.region)
+                }
+            }
+            let keyId = chosen ?? (multiRegion
                 ? "mrk-" + SecureRandom.bytes(count: 16).map { String(format: "%02x", $0) }.joined()
-                : UUID().uuidString.lowercased()
+                : UUID().uuidString.lowercased())
             state.families[keyId] = KeyFamily(
                 keyId: keyId, multiRegion: multiRegion, primaryRegion: ctx.region, creationDate: now,
                 materials: [KeyMaterialVersion(version: 1, createdAt: now, key: SecretBytes(randomCount: 32))])

@@ -94,6 +94,7 @@ public final class EncryptedConnection {
     /// Parses and prepares `sql` once; run it many times with `PreparedStatement.query(_:)`.
     ///
     /// - Parameters:
+    ///   - sql: one statement, with `$1`, `$2`, … for the values each execution gives.
     ///   - parameterCount: how many `$n` values each execution gives.
     public func prepare(_ sql: String, parameterCount: Int) throws(ProxyError) -> PreparedStatement {
         let plan = try planned(sql, parameterCount)

@@ -18,7 +18,9 @@ public final class EncryptedConnectionPool: @unchecked Sendable {
     private let maxConnections: Int
     private let threads: BlockingThreadPool
 
-    /// - Parameter maxConnections: at most this many connections are open at once. Default 4.
+    /// - Parameters:
+    ///   - database: the opened database whose connections the pool hands out.
+    ///   - maxConnections: at most this many connections are open at once. Default 4.
     public init(database: EncryptedDatabase, maxConnections: Int = 4) {
         precondition(maxConnections > 0)
         self.database = database

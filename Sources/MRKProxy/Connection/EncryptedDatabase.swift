@@ -60,8 +60,12 @@ public final class EncryptedDatabase: Sendable {
     /// all — which also checks that the KMS key exists, is enabled here and allows this app.
     ///
     /// - Parameters:
+    ///   - configuration: the loaded configuration file.
+    ///   - region: the region this process runs in; default the configuration's region (which
+    ///     `MRKPROXY_REGION` overrides).
     ///   - kms: the KMS to use; default an `AWSKMSClient` for the region (endpoint from the
     ///     configuration, credentials from the standard AWS chain).
+    ///   - logger: where opening, key loads and catalog reloads are logged (never values).
     /// - Throws: `ProxyError` naming what does not match.
     public static func open(configuration: ProxyConfiguration, region: String? = nil, kms: (any KMSClient)? = nil,
                             logger: Logger = Logger(label: "mrkproxy", factory: { _ in SwiftLogNoOpLogHandler() })) async throws(ProxyError) -> EncryptedDatabase {

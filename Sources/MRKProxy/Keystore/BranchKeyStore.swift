@@ -69,6 +69,8 @@ public final class BranchKeyStore: Sendable {
     ///   - databaseURL: the region's database (primary in the primary region, replica elsewhere).
     ///   - kms: the region's KMS.
     ///   - kmsKeyARN: the regional ARN of the MRK in this region.
+    ///   - configuration: the keystore table, cache TTL and stale window.
+    ///   - logger: where key loads and KMS failures are logged (never key material).
     public init(databaseURL: String, kms: any KMSClient, kmsKeyARN: String, configuration: Configuration = Configuration(),
                 logger: Logger = Logger(label: "mrkproxy.keystore", factory: { _ in SwiftLogNoOpLogHandler() })) {
         self.kms = kms
