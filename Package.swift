@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // `swift package generate-documentation --target MRKProxy` (build-time plugin only).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -57,6 +60,21 @@ let package = Package(
             ]
         ),
 
+        // MARK: The wire-protocol proxy (`mrkproxy serve`), a client of the library
+
+        // PostgreSQL protocol 3.0 server (SwiftNIO), SCRAM-SHA-256, sessions over the library's
+        // encrypted connections, metrics.
+        .target(
+            name: "MRKWire",
+            dependencies: [
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+
         // MARK: Development tools (the CLI and the tests only)
 
         // Throwaway PostgreSQL primary + streaming replica from the installed binaries.
@@ -93,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "mrkproxy",
             dependencies: [
-                "MRKProxy", "MRKDevTools", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKLocalKMS", "MRKPostgres", "MRKCluster",
+                "MRKProxy", "MRKDevTools", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKLocalKMS", "MRKPostgres", "MRKCluster", "MRKWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

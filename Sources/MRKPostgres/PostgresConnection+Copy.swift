@@ -39,6 +39,44 @@ extension PostgresConnection {
         return loaded
     }
 
+    /// Starts `COPY … FROM STDIN` for a caller that pushes rows as they come (the wire proxy,
+    /// as its client sends them): write with the writer, then `finishCopyIn` or `abortCopyIn`.
+    public func beginCopyIn(_ sql: String) throws -> CopyInWriter {
+        let start = try checked(PQexec(handle, sql), allowCopyIn: true)
+        guard PQresultStatus(start.handle) == PGRES_COPY_IN else {
+            throw PostgresError(.invalidUse, message: "beginCopyIn needs a COPY … FROM STDIN statement")
+        }
+        var writer = CopyInWriter(connection: self, binary: PQbinaryTuples(start.handle) == 1)
+        if writer.isBinary { writer.writeBinaryHeader() }
+        return writer
+    }
+
+    /// Ends a COPY begun with `beginCopyIn`: the server loads the rows. Returns how many.
+    public func finishCopyIn(_ writer: inout CopyInWriter) throws -> Int {
+        if writer.isBinary { writer.writeBinaryTrailer() }
+        do { try writer.flush() } catch {
+            abortCopyIn(&writer, reason: "the COPY data could not be sent")
+            throw error
+        }
+        guard PQputCopyEnd(handle, nil) == 1 else { throw PostgresError(.client, message: libpqMessage(handle)) }
+        var loaded = 0
+        var failure: Error?
+        while let raw = PQgetResult(handle) {
+            do {
+                let result = try checked(raw)
+                loaded = result.affectedRows ?? loaded
+            } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
+        return loaded
+    }
+
+    /// Abandons a COPY begun with `beginCopyIn`: nothing is loaded.
+    public func abortCopyIn(_ writer: inout CopyInWriter, reason: String) {
+        _ = PQputCopyEnd(handle, reason)
+        drainResults()
+    }
+
     func putCopyData(_ bytes: [UInt8]) throws {
         let ok = bytes.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }

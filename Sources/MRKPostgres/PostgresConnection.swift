@@ -69,6 +69,16 @@ public final class PostgresConnection {
         PQparameterStatus(handle, name).map { String(cString: $0) }
     }
 
+    /// Where server notices go instead of the logger (a protocol relay forwards them to its
+    /// client). Called on the thread using the connection, while a statement runs.
+    public var noticeHandler: ((PostgresNotice) -> Void)? {
+        get { noticeSink.takeUnretainedValue().handler }
+        set { noticeSink.takeUnretainedValue().handler = newValue }
+    }
+
+    /// The server's process id for this session (`PQbackendPID`).
+    public var backendPID: Int32 { PQbackendPID(handle) }
+
     /// Whether the connection to the server is up (as far as libpq knows).
     public var isConnected: Bool { PQstatus(handle) == CONNECTION_OK }
 
@@ -209,6 +219,7 @@ extension PostgresError {
         }
         self.init(sqlState == nil ? .client : .server, message: message, sqlState: sqlState,
                   detail: field("D"), hint: field("H"))
+        fields = PostgresNotice.fields(of: result)
     }
 }
 
@@ -234,12 +245,18 @@ extension String {
     }
 }
 
-/// Receives server notices (`RAISE NOTICE`, warnings) and forwards them to the logger.
+/// Receives server notices (`RAISE NOTICE`, warnings) and forwards them to the logger, or to
+/// the connection's `noticeHandler` when one is set.
 final class NoticeSink {
     let logger: Logger
+    var handler: ((PostgresNotice) -> Void)?
     init(logger: Logger) { self.logger = logger }
 
     func receive(_ result: OpaquePointer) {
+        if let handler {
+            handler(PostgresNotice(fields: PostgresNotice.fields(of: result)))
+            return
+        }
         let severity = PQresultErrorField(result, Int32(Character("V").asciiValue!)).map { String(cString: $0) } ?? "NOTICE"
         let message = PQresultErrorField(result, Int32(Character("M").asciiValue!)).map { String(cString: $0) } ?? ""
         let sqlState = PQresultErrorField(result, Int32(Character("C").asciiValue!)).map { String(cString: $0) } ?? ""

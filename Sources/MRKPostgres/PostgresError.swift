@@ -35,6 +35,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public let hint: String?
     /// Index of the failing statement in a pipeline.
     public var statementIndex: Int?
+    /// Every field of the server's ErrorResponse by its protocol code (`S`, `V`, `C`, `M`, `D`,
+    /// `H`, `P`, `W`, …), for relaying the error as the server sent it. May quote values.
+    public var fields: [UInt8: String] = [:]
 
     public init(_ code: Code, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil,
                 statementIndex: Int? = nil) {

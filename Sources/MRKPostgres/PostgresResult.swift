@@ -14,6 +14,8 @@ public struct PostgresColumn: Sendable, Equatable {
     public let format: PostgresFormat
     /// Type modifier (`PQfmod`), e.g. varchar length; -1 when none.
     public let typeModifier: Int32
+    /// The type's size in bytes (`PQfsize`); negative for variable-length types.
+    public var typeSize: Int16 = -1
 }
 
 /// The result of one statement. Owns the libpq `PGresult` and frees it when released.
@@ -38,7 +40,8 @@ public final class PostgresResult {
                 tableOID: PQftable(handle, i),
                 tableColumn: Int(PQftablecol(handle, i)),
                 format: PQfformat(handle, i) == 1 ? .binary : .text,
-                typeModifier: PQfmod(handle, i)
+                typeModifier: PQfmod(handle, i),
+                typeSize: Int16(truncatingIfNeeded: PQfsize(handle, i))
             )
         }
     }

@@ -57,6 +57,11 @@ public struct ProxyError: Error, Sendable, CustomStringConvertible {
     public let sqlState: String?
     /// For `.refused`: the table, column and construct.
     public let refusal: Refusal?
+    /// The server's error as it sent it, for a relay to its own client (the wire proxy); its
+    /// DETAIL may quote values, so it is never part of `description`.
+    package var server: PostgresError?
+    /// For `.refused`: the analysis's refusal code (`copy`, `multipleStatements`, …).
+    package var refusalCode: String?
 
     package init(_ code: Code, _ reason: String, sqlState: String? = nil) {
         self.code = code
@@ -71,6 +76,7 @@ public struct ProxyError: Error, Sendable, CustomStringConvertible {
         reason = error.summary
         sqlState = nil
         refusal = Refusal(table: error.table, column: error.column, construct: error.construct)
+        refusalCode = error.code.name
     }
 
     /// The one mapping from libpq and server errors. `context` says what was being done
@@ -85,6 +91,7 @@ public struct ProxyError: Error, Sendable, CustomStringConvertible {
         } else {
             self.init(.database, message, sqlState: error.sqlState)
         }
+        server = error
     }
 
     public var description: String {

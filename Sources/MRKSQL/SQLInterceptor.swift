@@ -31,6 +31,16 @@ package struct SQLInterceptor: Sendable {
     ///   cannot be kept correct, mentions a configured table but cannot be parsed, holds several
     ///   statements one of which mentions a configured table, or uses `$n` beyond
     ///   `parameterCount`. Nothing may be sent then. The error never contains SQL text or values.
+    /// The highest `$n` in `sql` (0 when none, or when it cannot be tokenized: `plan` then says why).
+    package func highestParameter(in sql: String) -> Int {
+        guard let tokens = try? SQLTokenizer.tokenize(sql, dialect: dialect) else { return 0 }
+        var highest = 0
+        for token in tokens {
+            if case .parameter(let n) = token.kind { highest = max(highest, n) }
+        }
+        return highest
+    }
+
     package func plan(_ sql: String, parameterCount: Int) throws(InterceptionError) -> StatementPlan {
         // libpq sends text up to its first NUL: the server would run another statement than this.
         guard !sql.utf8.contains(0) else {

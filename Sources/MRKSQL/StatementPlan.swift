@@ -25,6 +25,9 @@ package struct StatementPlan: Sendable, CustomStringConvertible {
     /// decrypt and check, decided here and never by the server's answer.
     package var result: ResultShape
 
+    /// The kind's name (`select`, `insert`, `update`, `delete`, `merge`, `other`).
+    package var kindName: String { kind.rawValue }
+
     package var description: String {
         "StatementPlan(kind: \(kind), parameters: \(parameters.count), touchesEncryptedColumns: "
             + "\(touchesEncryptedColumns), isWrite: \(isWrite), postFilters: \(postFilters.count), "

@@ -55,3 +55,23 @@ public enum HMAC {
         return out
     }
 }
+
+/// PBKDF2 (RFC 8018) over libcrypto (`PKCS5_PBKDF2_HMAC`).
+public enum PBKDF2 {
+    /// PBKDF2-HMAC-SHA256 of `password` with `salt`, `iterations` rounds, `length` bytes (SCRAM's `Hi`).
+    public static func sha256(password: some ContiguousBytes, salt: some ContiguousBytes, iterations: Int, length: Int = 32) -> [UInt8] {
+        precondition(iterations > 0 && length > 0, "PBKDF2 needs iterations and a length")
+        var out = [UInt8](repeating: 0, count: length)
+        let ok = password.withUnsafeBytes { p in
+            salt.withUnsafeBytes { s in
+                out.withUnsafeMutableBufferPointer { o in
+                    PKCS5_PBKDF2_HMAC(p.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(p.count),
+                                      s.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(s.count), Int32(iterations),
+                                      EVP_sha256(), Int32(length), o.baseAddress)
+                }
+            }
+        }
+        precondition(ok == 1, "PKCS5_PBKDF2_HMAC failed")
+        return out
+    }
+}

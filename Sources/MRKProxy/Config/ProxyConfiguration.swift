@@ -1,5 +1,6 @@
 import MRKSQL
 import Foundation
+import MRKCrypto
 import MRKKMS
 import Logging
 import Yams
@@ -30,6 +31,27 @@ public struct ProxyConfiguration: Sendable {
         public var staleWindow: Duration = .seconds(600)
     }
 
+    /// `mrkproxy serve`, the PostgreSQL wire-protocol proxy (the `proxy:` section).
+    public struct WireProxy: Sendable {
+        /// Where clients connect, `host:port`. Default `127.0.0.1:6432`.
+        public var listen = "127.0.0.1:6432"
+        /// Where `/metrics` (Prometheus) and `/health` are served, `host:port`; nil: not served.
+        public var admin: String?
+        /// TLS for clients: certificate chain and private key (PEM files).
+        public var tlsCertificate: String?
+        public var tlsKey: String?
+        /// Refuse clients that do not use TLS. Default: true when a certificate is configured.
+        public var requireTLS = false
+        /// Users and their SCRAM-SHA-256 verifiers (`mrkproxy serve add-user` makes one).
+        public var users: [String: SCRAMVerifier] = [:]
+        /// Let clients in without a password — allowed only when `listen` is a loopback address.
+        public var trust = false
+        /// Concurrent client sessions (each holds one server connection). Default 64.
+        public var maxSessions = 64
+
+        public init() {}
+    }
+
     /// The app's region (`MRKPROXY_REGION` overrides the file).
     public var region: String
     public var kms: KMS
@@ -39,6 +61,8 @@ public struct ProxyConfiguration: Sendable {
     public var regions: [String: Region]
     /// Encrypted tables by schema-qualified name.
     public var tables: [QualifiedName: EncryptedTable]
+    /// The wire proxy's settings (nil when the file has no `proxy:` section).
+    public var proxy: WireProxy?
     /// The file this was loaded from, for messages.
     public var source: String
     /// Lines of the configuration's entries (`table` or `table.column` → line), for messages.
@@ -197,7 +221,7 @@ private struct ConfigReader {
 
     func read(_ root: Node, environment: [String: String]) throws -> ProxyConfiguration {
         let top = try mapping(root, "(top level)")
-        try checkKeys(top, allowed: ["region", "kms", "keyspace", "regions", "tables"], "")
+        try checkKeys(top, allowed: ["region", "kms", "keyspace", "regions", "tables", "proxy"], "")
         func required(_ key: String) throws -> Node {
             guard let entry = top.first(where: { $0.key == key }) else { throw fail(root, key, "missing (required)") }
             return entry.value
@@ -286,9 +310,69 @@ private struct ConfigReader {
         var configuration = ProxyConfiguration(
             region: region,
             kms: .init(key: key, endpoint: endpoint, endpoints: endpoints, cacheTTL: ttl, staleWindow: staleWindow),
-            keyspace: keyspace, regions: regions, tables: tables, source: source)
+            keyspace: keyspace, regions: regions, tables: tables, proxy: try optional("proxy").map(readProxy), source: source)
         configuration.lines = lines
         return configuration
+    }
+
+    func readProxy(_ node: Node) throws -> ProxyConfiguration.WireProxy {
+        var proxy = ProxyConfiguration.WireProxy()
+        let fields = try mapping(node, "proxy")
+        try checkKeys(fields, allowed: ["listen", "admin", "tls", "users", "auth", "max_sessions"], "proxy")
+        func field(_ key: String) -> (key: String, keyNode: Node, value: Node)? { fields.first { $0.key == key } }
+        if let entry = field("listen") { proxy.listen = try address(entry.value, "proxy.listen") }
+        if let entry = field("admin") { proxy.admin = try address(entry.value, "proxy.admin") }
+        if let entry = field("tls") {
+            let tls = try mapping(entry.value, "proxy.tls")
+            try checkKeys(tls, allowed: ["certificate", "key", "require"], "proxy.tls")
+            for (name, path) in [("certificate", "proxy.tls.certificate"), ("key", "proxy.tls.key")] {
+                guard let item = tls.first(where: { $0.key == name }) else { throw fail(entry.value, path, "missing (required with tls)") }
+                let file = try string(item.value, path)
+                guard FileManager.default.isReadableFile(atPath: file) else { throw fail(item.value, path, "cannot read \(file)") }
+                if name == "certificate" { proxy.tlsCertificate = file } else { proxy.tlsKey = file }
+            }
+            proxy.requireTLS = try tls.first { $0.key == "require" }.map { try bool($0.value, "proxy.tls.require") } ?? true
+        }
+        if let entry = field("users") {
+            for user in try mapping(entry.value, "proxy.users") {
+                let text = try string(user.value, "proxy.users.\(user.key)")
+                guard let verifier = SCRAMVerifier(text) else {
+                    throw fail(user.value, "proxy.users.\(user.key)", "expected a SCRAM-SHA-256 verifier (SCRAM-SHA-256$4096:salt$StoredKey:ServerKey; "
+                               + "`mrkproxy serve add-user NAME` makes one), never a password")
+                }
+                proxy.users[user.key] = verifier
+            }
+        }
+        if let entry = field("auth") {
+            switch try string(entry.value, "proxy.auth") {
+            case "scram-sha-256": proxy.trust = false
+            case "trust":
+                let host = proxy.listen.split(separator: ":").dropLast().joined(separator: ":")
+                guard ["127.0.0.1", "::1", "[::1]", "localhost"].contains(host) else {
+                    throw fail(entry.value, "proxy.auth", "trust lets anyone in without a password: it is allowed only when proxy.listen is a loopback address")
+                }
+                proxy.trust = true
+            default: throw fail(entry.value, "proxy.auth", "expected scram-sha-256 or trust")
+            }
+        }
+        if let entry = field("max_sessions") {
+            guard let count = entry.value.int, count > 0, count <= 10_000 else { throw fail(entry.value, "proxy.max_sessions", "expected 1…10000") }
+            proxy.maxSessions = count
+        }
+        if !proxy.trust && proxy.users.isEmpty {
+            throw fail(node, "proxy.users", "no users: add one (`mrkproxy serve add-user NAME`), or set auth: trust on a loopback listen address")
+        }
+        return proxy
+    }
+
+    /// `host:port` with a port in 0…65535 (`[::1]:6432` for IPv6).
+    func address(_ node: Node, _ path: String) throws -> String {
+        let text = try string(node, path)
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port),
+              colon != text.startIndex else {
+            throw fail(node, path, "expected host:port (e.g. 127.0.0.1:6432)")
+        }
+        return text
     }
 
     func readTable(_ name: String, _ keyNode: Node, _ node: Node) throws -> (EncryptedTable, [String: Int]) {

@@ -30,8 +30,9 @@ package final class Binder {
 
     package init(plan: StatementPlan) { self.plan = plan }
 
-    /// The parameters for `values`, encrypted and indexed as the plan says.
-    func bind(_ values: [SQLValue], session: BindingSession) throws(ProxyError) -> [PostgresParameter] {
+    /// The parameters for `values`, encrypted and indexed as the plan says. With `raw`, a value
+    /// that only passes through is sent as `raw[i]` (the wire proxy relays what its client sent).
+    func bind(_ values: [SQLValue], raw: [PostgresParameter]? = nil, session: BindingSession) throws(ProxyError) -> [PostgresParameter] {
         if resolvedFor?.version != session.version || resolvedFor?.generation != session.generation {
             try resolve(session)
         }
@@ -50,6 +51,8 @@ package final class Binder {
         parameters.reserveCapacity(steps.count)
         for step in steps {
             switch step {
+            case .passthrough(.parameter(let index)) where raw != nil && index < raw!.count:
+                parameters.append(raw![index])
             case .passthrough(let source):
                 parameters.append(try value(source).parameter)
             case .seal(let source, let identity, let sealer):
@@ -107,6 +110,8 @@ final class Sealer {
     /// `value` sealed for the column (NULL stays NULL).
     func seal(_ value: SQLValue, rowIdentity: SQLValue?, context valueContext: ColumnCodec.Context) throws(ProxyError) -> PostgresParameter {
         if value.isNull { return .null }
+        let timing = LibraryStatistics.shared.sealStarted()
+        defer { LibraryStatistics.shared.sealFinished(timing) }
         var identity: [UInt8]?
         if let identityColumn {
             guard let rowIdentity, let bytes = RowIdentity.bytes(rowIdentity, kind: identityKind) else {

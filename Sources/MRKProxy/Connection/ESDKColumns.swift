@@ -70,6 +70,7 @@ final class ESDKColumns: @unchecked Sendable {
         } else {
             let context = Self.context(for: column, keyspace: keyspace)
             let (client, keyring) = (self.client, self.keyring)
+            LibraryStatistics.shared.kmsCalls.wrappingAdd(1, ordering: .relaxed)
             materials = try KeyFetchExecutor.shared.wait { () async throws(ProxyError) -> EncryptionMaterials in
                 do {
                     return try await client.encryptionMaterials(keyring: keyring, encryptionContext: context)
@@ -111,6 +112,7 @@ final class ESDKColumns: @unchecked Sendable {
         } else {
             let (client, keyring) = (self.client, self.keyring)
             let name = "\(column.table).\(column.name)"
+            LibraryStatistics.shared.kmsCalls.wrappingAdd(1, ordering: .relaxed)
             materials = try KeyFetchExecutor.shared.wait { () async throws(ProxyError) -> DecryptionMaterials in
                 do {
                     return try await client.decryptionMaterials(for: parsed, keyring: keyring)

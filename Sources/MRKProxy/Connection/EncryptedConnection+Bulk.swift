@@ -47,55 +47,99 @@ extension EncryptedConnection {
     /// - Returns: the number of rows loaded.
     @discardableResult
     public func copyIn(into table: String, columns: [String], rows: some Sequence<[SQLValue]>) throws(ProxyError) -> Int {
-        guard !database.isReadOnly else { throw readOnlyError() }
-        let copy = try CopyPlan(table: table, columns: columns, schema: database.configuration.schema)
-        let session = try bindingSession()
-        var sealers: [Int: Sealer] = [:]
-        var indexers: [Int: Indexer] = [:]
+        var iterator = rows.makeIterator()
+        return try copyIn(into: table, columns: columns) { () throws(ProxyError) -> [SQLValue]? in iterator.next() }
+    }
+
+    /// `copyIn` pulling rows from `next` until it returns nil; when `next` throws, the COPY is
+    /// abandoned (nothing is loaded) and its error rethrown.
+    package func copyIn(into table: String, columns: [String], next: () throws(ProxyError) -> [SQLValue]?) throws(ProxyError) -> Int {
+        let loader = try CopyLoader(connection: self, table: table, columns: columns)
+        do {
+            while let values = try next() { try loader.add(values) }
+        } catch {
+            loader.abort("aborted by client")
+            throw error
+        }
+        return try loader.finish()
+    }
+}
+
+/// A `COPY … FROM STDIN` into a table, fed one row at a time as rows come (the wire proxy
+/// pushes its client's rows as they arrive): configured columns are sealed (bound to the row's
+/// identity) and their blind indexes computed on the fly. Ends with `finish()` (loaded) or
+/// `abort(_:)` (nothing loaded); any error from `add` has already abandoned the COPY.
+package final class CopyLoader {
+    private let connection: EncryptedConnection
+    private let copy: CopyPlan
+    private let columnCount: Int
+    private let session: BindingSession
+    private var sealers: [Int: Sealer] = [:]
+    private var indexers: [Int: Indexer] = [:]
+    private var writer: CopyInWriter
+    private var ended = false
+
+    package init(connection: EncryptedConnection, table: String, columns: [String]) throws(ProxyError) {
+        guard !connection.database.isReadOnly else { throw connection.readOnlyError() }
+        self.connection = connection
+        copy = try CopyPlan(table: table, columns: columns, schema: connection.database.configuration.schema)
+        columnCount = columns.count
+        session = try connection.bindingSession()
         for (position, output) in copy.output.enumerated() {
             switch output {
             case .plain: break
             case .encrypt(_, let column, _): sealers[position] = try Sealer(column: column, session: session)
-            case .blindIndex(_, let column): indexers[position] = Indexer(column: column, indexer: try ciphers.indexer(for: column))
+            case .blindIndex(_, let column): indexers[position] = Indexer(column: column, indexer: try connection.ciphers.indexer(for: column))
             }
         }
-        var failure: ProxyError?
-        let loaded: Int
-        do {
-            loaded = try connection.copyIn(copy.sql) { writer in
-                for values in rows {
-                    guard values.count == columns.count else {
-                        failure = ProxyError(.invalidValue, "copyIn: a row has \(values.count) values for \(columns.count) columns")
-                        throw CopyAborted()
-                    }
-                    var fields: [String?] = []
-                    fields.reserveCapacity(copy.output.count)
-                    do throws(ProxyError) {
-                        for (position, output) in copy.output.enumerated() {
-                            switch output {
-                            case .plain(let i): fields.append(values[i].postgresText)
-                            case .encrypt(let i, _, let identity):
-                                let parameter = try sealers[position]!.seal(values[i], rowIdentity: identity.map { values[$0] }, context: session.context)
-                                fields.append(parameter.bytes.map { ByteaText.encode($0) })
-                            case .blindIndex(let i, _):
-                                fields.append(try indexers[position]!.index(values[i], context: session.context).map { ByteaText.encode($0) })
-                            }
-                        }
-                    } catch {
-                        failure = error
-                        throw CopyAborted()
-                    }
-                    try writer.appendTextRow(fields)
+        let sql = copy.sql
+        writer = try connection.run { try connection.connection.beginCopyIn(sql) }
+    }
+
+    deinit { if !ended { abort("abandoned") } }
+
+    /// Seals and writes one row.
+    package func add(_ values: [SQLValue]) throws(ProxyError) {
+        guard values.count == columnCount else {
+            abort("bad row")
+            throw ProxyError(.invalidValue, "COPY: a row has \(values.count) values for \(columnCount) columns")
+        }
+        var fields: [String?] = []
+        fields.reserveCapacity(copy.output.count)
+        do throws(ProxyError) {
+            for (position, output) in copy.output.enumerated() {
+                switch output {
+                case .plain(let i): fields.append(values[i].postgresText)
+                case .encrypt(let i, _, let identity):
+                    let parameter = try sealers[position]!.seal(values[i], rowIdentity: identity.map { values[$0] }, context: session.context)
+                    fields.append(parameter.bytes.map { ByteaText.encode($0) })
+                case .blindIndex(let i, _):
+                    fields.append(try indexers[position]!.index(values[i], context: session.context).map { ByteaText.encode($0) })
                 }
             }
         } catch {
-            // The COPY was aborted: nothing was loaded.
-            if let failure { throw failure }
+            abort("a value could not be sealed")
+            throw error
+        }
+        do {
+            try writer.appendTextRow(fields)
+        } catch {
+            abort("the COPY data could not be sent")
             throw ProxyError.from(error)
         }
-        return loaded
+    }
+
+    /// Loads what was added. Returns the number of rows.
+    package func finish() throws(ProxyError) -> Int {
+        ended = true
+        return try connection.run { try connection.connection.finishCopyIn(&writer) }
+    }
+
+    /// Abandons the COPY: nothing is loaded.
+    package func abort(_ reason: String) {
+        guard !ended else { return }
+        ended = true
+        connection.connection.abortCopyIn(&writer, reason: reason)
     }
 }
 
-/// Ends a COPY early (the reason is kept aside as a `ProxyError`).
-private struct CopyAborted: Error {}

@@ -24,12 +24,14 @@ public final class EncryptedConnection {
     var plans = PlanCache()
     var preparedCount = 0
     var savepointDepth = 0
-    private var session = SessionGuard()
+    /// The settings checked before every statement (and the session's time-zone context).
+    var session = SessionGuard()
 
-    init(database: EncryptedDatabase) throws(ProxyError) {
+    init(database: EncryptedDatabase, parameters: [String: String] = [:]) throws(ProxyError) {
         self.database = database
+        let overrides = parameters.merging(PostgresConnection.libraryParameters) { _, library in library }
         connection = try postgres("cannot connect to the \(database.region) database") {
-            try PostgresConnection(database.databaseURL, overrides: PostgresConnection.libraryParameters, logger: database.logger)
+            try PostgresConnection(database.databaseURL, overrides: overrides, logger: database.logger)
         }
         ciphers = CipherCache(keys: database.keys)
     }

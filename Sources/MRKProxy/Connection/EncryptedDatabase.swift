@@ -121,6 +121,12 @@ public final class EncryptedDatabase: Sendable {
         try EncryptedConnection(database: self)
     }
 
+    /// A new connection with extra libpq connection parameters (`application_name`,
+    /// `options`), for the wire proxy's sessions. `client_encoding` stays UTF8.
+    package func connect(parameters: [String: String]) throws(ProxyError) -> EncryptedConnection {
+        try EncryptedConnection(database: self, parameters: parameters)
+    }
+
     /// Waits until this (replica) region has replayed the primary's WAL up to `position`
     /// (read-your-writes across regions: take `position` from `currentWALPosition()` on the
     /// primary after writing).

@@ -7,7 +7,7 @@ import MRKSQL
 /// checked against their row, the others typed by their OID; rows that matched a truncated blind
 /// index only by chance dropped; hidden trailing columns removed. The one decode path for
 /// `query`, `stream`, prepared statements and the parallel decode of large results.
-final class ResultDecoder {
+package final class ResultDecoder {
     let layout: ResultLayout
     let schema: RowSchema
     /// Truncated-blind-index checks: result column, its type, and the accepted equality keys.
@@ -71,49 +71,96 @@ final class ResultDecoder {
             case .plain(let oid):
                 values.append(result.string(row: index, column: column).map { SQLValue(postgresText: $0, oid: oid) } ?? .null)
             case .encrypted(let encrypted):
-                guard let raw = result.valueBytes(row: index, column: column) else { values.append(.null); continue }
-                let sealed: UnsafeRawBufferPointer
-                if result.columns[column].format == .binary {
-                    sealed = raw
-                } else if let count = try? ByteaText.decodedByteCount(raw) {
-                    if sealedScratch.count < count {
-                        sealedScratch.deallocate()
-                        sealedScratch = .allocate(byteCount: count, alignment: 16)
-                    }
-                    guard let written = try? ByteaText.decode(raw, into: sealedScratch) else { throw encrypted.failure }
-                    sealed = UnsafeRawBufferPointer(rebasing: sealedScratch[0..<written])
-                } else {
-                    // `bytea_output = escape`: a rare path, copied.
-                    guard let bytes = PostgresText.decodeByteaOutput(raw) else { throw encrypted.failure }
-                    var opened: Result<SQLValue, ProxyError> = .failure(encrypted.failure)
-                    bytes.withUnsafeBytes { buffer in
-                        opened = Result { () throws(ProxyError) in try open(buffer, encrypted, result: result, row: index) }
-                    }
-                    values.append(try opened.get())
-                    continue
-                }
-                values.append(try open(sealed, encrypted, result: result, row: index))
+                values.append(try openSlot(encrypted, result, row: index, column: column))
             }
         }
-        // Drop rows that matched a truncated blind index only by chance.
-        for filter in postFilters {
-            let value = values[filter.column]
-            guard !value.isNull, filter.accepted.contains(try ColumnCodec.equalityKey(value, as: filter.type, column: "", context: context)) else {
-                return nil
-            }
-        }
+        guard try passesPostFilters({ values[$0] }) else { return nil }
         if hidden > 0 { values.removeLast(hidden) }
         return Row(schema: schema, values: values)
     }
 
+    /// A result cell as the wire proxy relays it.
+    package enum WireCell {
+        /// A plain column: relay the server's bytes of this result column as they are.
+        case passthrough(column: Int)
+        /// An encrypted column, opened and decoded.
+        case decrypted(SQLValue)
+    }
+
+    /// Row `index` of `result` for the wire proxy: plain columns by reference, encrypted columns
+    /// decrypted (checked against their row, as for `decodeRow`). False when a post-filter drops
+    /// the row; `cells` then holds nothing useful.
+    package func decodeWireRow(_ result: PostgresResult, _ index: Int, into cells: inout [WireCell]) throws(ProxyError) -> Bool {
+        cells.removeAll(keepingCapacity: true)
+        for (column, slot) in layout.slots.enumerated() {
+            switch slot {
+            case .plain: cells.append(.passthrough(column: column))
+            case .encrypted(let encrypted): cells.append(.decrypted(try openSlot(encrypted, result, row: index, column: column)))
+            }
+        }
+        let passes = try passesPostFilters { column in
+            if case .decrypted(let value) = cells[column] { return value }
+            return .null
+        }
+        guard passes else { return false }
+        if hidden > 0 { cells.removeLast(hidden) }
+        return true
+    }
+
+    /// Whether a row survives the truncated-blind-index checks (`value(column)` reads a cell).
+    private func passesPostFilters(_ value: (Int) -> SQLValue) throws(ProxyError) -> Bool {
+        for filter in postFilters {
+            let cell = value(filter.column)
+            guard !cell.isNull, filter.accepted.contains(try ColumnCodec.equalityKey(cell, as: filter.type, column: "", context: context)) else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// The value of an encrypted column in row `row`: its ciphertext read in the result's format,
+    /// opened against the row and decoded.
+    private func openSlot(_ encrypted: ResultLayout.EncryptedSlot, _ result: PostgresResult, row index: Int, column: Int) throws(ProxyError) -> SQLValue {
+        guard let raw = result.valueBytes(row: index, column: column) else { return .null }
+        let sealed: UnsafeRawBufferPointer
+        if result.columns[column].format == .binary {
+            sealed = raw
+        } else if let count = try? ByteaText.decodedByteCount(raw) {
+            if sealedScratch.count < count {
+                sealedScratch.deallocate()
+                sealedScratch = .allocate(byteCount: count, alignment: 16)
+            }
+            guard let written = try? ByteaText.decode(raw, into: sealedScratch) else { throw encrypted.failure }
+            sealed = UnsafeRawBufferPointer(rebasing: sealedScratch[0..<written])
+        } else {
+            // `bytea_output = escape`: a rare path, copied.
+            guard let bytes = PostgresText.decodeByteaOutput(raw) else { throw encrypted.failure }
+            var opened: Result<SQLValue, ProxyError> = .failure(encrypted.failure)
+            bytes.withUnsafeBytes { buffer in
+                opened = Result { () throws(ProxyError) in try open(buffer, encrypted, result: result, row: index) }
+            }
+            return try opened.get()
+        }
+        return try open(sealed, encrypted, result: result, row: index)
+    }
+
     private func open(_ sealed: UnsafeRawBufferPointer, _ encrypted: ResultLayout.EncryptedSlot, result: PostgresResult, row: Int) throws(ProxyError) -> SQLValue {
         let column = encrypted.column
+        let timing = LibraryStatistics.shared.openStarted()
+        defer { LibraryStatistics.shared.openFinished(timing) }
         var identity: [UInt8]?
         if let identityIndex = encrypted.identityIndex {
             guard let bytes = result.valueBytes(row: row, column: identityIndex) else {
                 throw ProxyError(.integrity, "\(column.table).\(column.name) holds a value in a row whose row identity is NULL")
             }
-            identity = Array(bytes)
+            if result.columns[identityIndex].format == .binary {
+                // A binary result (the wire proxy asks for one when its client does): the
+                // identity is bound in its text form.
+                guard let text = Self.identityText(binary: bytes, kind: encrypted.identityKind ?? .text) else { throw encrypted.failure }
+                identity = text
+            } else {
+                identity = Array(bytes)
+            }
         }
         if column.format == .esdk {
             guard let esdk else { throw ProxyError(.configuration, "no column is configured with format: esdk") }
@@ -139,6 +186,23 @@ final class ResultDecoder {
         }
         guard let opened, Self.plaintextType(opened.type, fits: column.type) else { throw encrypted.failure }
         return try ColumnCodec.decode(UnsafeRawBufferPointer(rebasing: output[0..<opened.count]), as: opened.type)
+    }
+
+    /// The text form (`RowIdentityEncoding`) of a row identity the server sent in binary.
+    static func identityText(binary bytes: UnsafeRawBufferPointer, kind: RowIdentityEncoding.Kind) -> [UInt8]? {
+        switch kind {
+        case .integer:
+            guard [2, 4, 8].contains(bytes.count) else { return nil }
+            var value: Int64 = bytes[0] >= 0x80 ? -1 : 0
+            for byte in bytes { value = value << 8 | Int64(byte) }
+            return RowIdentityEncoding.bytes(integer: value)
+        case .uuid:
+            guard bytes.count == 16 else { return nil }
+            let u = Array(bytes)
+            return RowIdentityEncoding.bytes(uuid: (u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]))
+        case .text:
+            return Array(bytes)
+        }
     }
 
     /// Whether a value recorded as `recorded` may be read from a column configured as `type`.

@@ -111,7 +111,7 @@ public final class BranchKeyStore: Sendable {
     /// - Returns: the keyspace's versions after the call.
     @discardableResult
     public func create(keyspace: String) async throws(ProxyError) -> [KeyVersion] {
-        try database.withConnection { conn throws(ProxyError) in
+        _ = try database.withConnection { conn throws(ProxyError) in
             try postgres("creating the keystore table \(table)") { try conn.executeScript(Self.ddl(configuration.table)) }
         }
         let existing = try list(keyspace: keyspace)

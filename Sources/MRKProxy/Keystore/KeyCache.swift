@@ -49,10 +49,12 @@ final class KeyCache: @unchecked Sendable {
     /// The key if it is cached and fresh; never waits.
     func cached(_ key: Key) -> SecretBytes? {
         let now = time.now()
-        return lock.withLock {
+        let secret: SecretBytes? = lock.withLock {
             if case .ready(let secret, let loadedAt) = entries[key], now - loadedAt < ttl { return secret }
             return nil
         }
+        if secret != nil { LibraryStatistics.shared.keyCacheHits.wrappingAdd(1, ordering: .relaxed) }
+        return secret
     }
 
     /// The key, loading it (once, however many callers ask at the same time) when needed.
@@ -97,6 +99,7 @@ final class KeyCache: @unchecked Sendable {
     private func startLoad(_ key: Key, stale: (SecretBytes, ContinuousClock.Instant)?,
                            _ load: @escaping @Sendable () async throws(ProxyError) -> SecretBytes) -> Task<SecretBytes, any Error> {
         loadCount += 1
+        LibraryStatistics.shared.kmsCalls.wrappingAdd(1, ordering: .relaxed)
         let id = loadCount
         let task = Task<SecretBytes, any Error> { [self] in
             do {
