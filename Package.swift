@@ -142,8 +142,9 @@ let package = Package(
         .testTarget(
             name: "MRKIntegrationTests",
             dependencies: [
-                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKDevTools",
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKDevTools", "MRKWire",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ],

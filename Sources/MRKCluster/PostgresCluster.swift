@@ -157,6 +157,15 @@ public final class PostgresCluster: Sendable {
         if let failure { throw failure }
     }
 
+    /// Restarts the primary or the replica (`pg_ctl restart -m fast`): its sessions end, and it
+    /// listens again on the same port. Throwaway clusters only.
+    public func restart(replica: Bool) throws {
+        guard let directory, let binaries else { throw ClusterError(.commandFailed, "restart needs a cluster this process started") }
+        let server = replica ? "replica" : "primary"
+        try CommandRunner(logger: logger).run(binaries.path("pg_ctl"), ["-D", directory + "/" + server, "-l", directory + "/\(server).log",
+                                                                     "-m", "fast", "-w", "-t", "60", "restart"])
+    }
+
     /// Path of the primary's or the replica's server log (throwaway clusters only).
     public func logFile(replica: Bool) -> String? {
         directory.map { $0 + (replica ? "/replica.log" : "/primary.log") }
