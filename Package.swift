@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "MRKDevTools",
             dependencies: [
-                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS",
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKWire",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

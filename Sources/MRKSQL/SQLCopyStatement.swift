@@ -27,6 +27,19 @@ package struct SQLCopyStatement: Sendable, Equatable {
 }
 
 extension SQLInterceptor {
+    /// Whether `copy` appears in `sql` in any case (a quick test before tokenizing).
+    static func mentionsCopy(_ sql: String) -> Bool {
+        let word: (UInt8, UInt8, UInt8, UInt8) = (0x63, 0x6F, 0x70, 0x79)  // "copy"
+        var matched = 0
+        for byte in sql.utf8 {
+            let lower = byte | 0x20
+            let expected = matched == 0 ? word.0 : matched == 1 ? word.1 : matched == 2 ? word.2 : word.3
+            matched = lower == expected ? matched + 1 : (lower == word.0 ? 1 : 0)
+            if matched == 4 { return true }
+        }
+        return false
+    }
+
     /// The `COPY … FROM STDIN` of a configured table in `sql`; nil when `sql` is not one (another
     /// statement, COPY of an unconfigured table, `COPY … TO`).
     ///
@@ -34,6 +47,8 @@ extension SQLInterceptor {
     ///   the proxy cannot load (no column list, binary format, a blind-index column, options it
     ///   does not know).
     package func copyFromStdin(_ sql: String) throws(SQLCopyStatement.Unsupported) -> SQLCopyStatement? {
+        // Most statements are not COPY: skip the tokenizer for them.
+        guard Self.mentionsCopy(sql) else { return nil }
         guard let tokens = try? SQLTokenizer.tokenize(sql, dialect: dialect) else { return nil }
         var position = 0
         func peek() -> SQLToken? { position < tokens.count ? tokens[position] : nil }

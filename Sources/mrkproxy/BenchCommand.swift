@@ -6,7 +6,20 @@ import MRKProxy
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmark MRKProxy against plaintext and pgcrypto (build with -c release).")
+        abstract: "Benchmark MRKProxy against plaintext and pgcrypto (build with -c release).",
+        discussion: "With --proxy: pgbench directly and through `mrkproxy serve`, on plaintext and encrypted tables (and through pgbouncer when it is installed, as a reference).")
+
+    @Flag(help: "Benchmark the wire proxy with pgbench instead of the library.")
+    var proxy = false
+
+    @Option(help: "With --proxy: seconds per pgbench run.")
+    var seconds = 10
+
+    @Option(help: "With --proxy: pgbench clients.")
+    var clients = 4
+
+    @Option(help: "With --proxy: accounts in each table.")
+    var accounts = 100_000
 
     @Option(help: "Rows to insert and select in each variant.")
     var rows = 100_000
@@ -28,6 +41,10 @@ struct BenchCommand: AsyncParsableCommand {
             throw ValidationError("--rows, --pgcrypto-rows and --stream-rows must be positive")
         }
         let quiet = json || isatty(STDERR_FILENO) == 0
+        if proxy {
+            try await runProxy(quiet: quiet)
+            return
+        }
         let benchmark = ProxyBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: rows, pgcryptoRows: pgcryptoRows, streamRows: streamRows) { line in
             if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) }
         }
@@ -52,5 +69,31 @@ struct BenchCommand: AsyncParsableCommand {
             KMS calls             \(report.kmsCallsPerRegion.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
             streaming read        \(report.streamRows) rows at \(f(report.streamRowsPerSecond)) rows/s, RSS \(String(format: "%.0f", report.streamBaselineMemoryMiB)) MiB before, at most \(String(format: "%.0f", report.streamPeakMemoryMiB)) MiB during
             """)
+    }
+}
+
+extension BenchCommand {
+    func runProxy(quiet: Bool) async throws {
+        guard seconds > 0, clients > 0, accounts > 0 else { throw ValidationError("--seconds, --clients and --accounts must be positive") }
+        let benchmark = WireBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), seconds: seconds, clients: clients, accounts: accounts) { line in
+            if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) }
+        }
+        let report = try await benchmark.run()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
+        print("mrkproxy serve benchmark: pgbench -M prepared, \(report.clients) clients, \(report.seconds) s per run, \(report.accounts) accounts; \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print(pad("", 32) + pad("TPS", 10) + pad("p50 ms", 9) + pad("p99 ms", 9) + "failed")
+        for result in report.results {
+            print(pad(result.name, 32) + pad(String(format: "%.0f", result.transactionsPerSecond), 10)
+                  + pad(String(format: "%.3f", result.p50Milliseconds), 9) + pad(String(format: "%.3f", result.p99Milliseconds), 9) + String(result.failed))
+        }
+        print(String(format: "proxy ÷ direct, plaintext:          select %.2f×, update %.2f× (goal 0.7×)", report.proxyPlaintextRatio, report.proxyPlaintextUpdateRatio))
+        print(String(format: "proxy encrypted ÷ direct plaintext: select %.2f×, update %.2f× (goal 0.6×)", report.proxyEncryptedRatio, report.proxyEncryptedUpdateRatio))
+        if let ratio = report.pgbouncerRatio { print(String(format: "pgbouncer ÷ direct, plaintext:      select %.2f× (the cost of any proxy here)", ratio)) }
     }
 }

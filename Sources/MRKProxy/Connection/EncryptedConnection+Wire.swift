@@ -19,6 +19,8 @@ package final class WireStatement {
     /// Whether the statement goes to the server exactly as written, every parameter passed
     /// through in order (nothing encrypted, nothing lifted).
     package let isUnchanged: Bool
+    /// Whether the plan holds values lifted from the SQL text (then it is not cached).
+    package var holdsLiterals: Bool { plan.holdsLiterals }
 
     /// How a client parameter is used by the plan.
     package enum ParameterUse: Equatable {

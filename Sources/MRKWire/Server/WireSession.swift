@@ -49,6 +49,7 @@ final class WireSession: @unchecked Sendable {
     private var serverNameCounter = 0
     private var reported: [String: String] = [:]
     private var terminated = false
+    private var plans: [PlanKey: WireStatement] = [:]
 
     /// Pause reading from the client above this many queued bytes; resume below a quarter.
     static let inboxHighWater = 4 * 1024 * 1024
@@ -416,8 +417,7 @@ final class WireSession: @unchecked Sendable {
         if let copy = try connection.wireCopyStatement(sql) {
             client = ClientStatement(statement: nil, copy: copy, declaredTypes: types)
         } else {
-            let count = max(types.count, connection.highestParameter(in: sql))
-            let statement = try connection.wirePlan(sql, parameterCount: count)
+            let statement = try plan(sql, types: types)
             client = ClientStatement(statement: statement, copy: nil, declaredTypes: types)
             if !name.isEmpty {
                 client.prepared = try connection.wirePrepare(statement, serverName: nextServerName(), declaredTypes: types)
@@ -426,6 +426,25 @@ final class WireSession: @unchecked Sendable {
         if name.isEmpty, let old = statements[""]?.prepared { connection.wireDeallocate(serverName: old.serverName) }
         statements[name] = client
         output.writeParseComplete()
+    }
+
+    /// The plan of a Parse's statement: from this session's cache when the same text was parsed
+    /// before (drivers parse the same statements again and again), unless it holds lifted literals.
+    private func plan(_ sql: String, types: [UInt32]) throws -> WireStatement {
+        let key = PlanKey(sql: sql, types: types)
+        if let cached = plans[key] { return cached }
+        let count = max(types.count, connection.highestParameter(in: sql))
+        let statement = try connection.wirePlan(sql, parameterCount: count)
+        if !statement.holdsLiterals {
+            if plans.count >= 256 { plans.removeAll(keepingCapacity: true) }
+            plans[key] = statement
+        }
+        return statement
+    }
+
+    private struct PlanKey: Hashable {
+        let sql: String
+        let types: [UInt32]
     }
 
     private func nextServerName() -> String {
