@@ -62,12 +62,18 @@ let package = Package(
 
         // MARK: The wire-protocol proxy (`mrkproxy serve`), a client of the library
 
-        // PostgreSQL protocol 3.0 server (SwiftNIO), SCRAM-SHA-256, sessions over the library's
-        // encrypted connections, metrics.
+        // The protocol's parsers and writers: client messages, SCRAM-SHA-256, COPY data. Total
+        // (fuzzed), and free of the server's I/O.
+        .target(
+            name: "MRKWireProtocol",
+            dependencies: ["MRKProxy", "MRKSQL", "MRKCrypto", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // PostgreSQL protocol 3.0 server (SwiftNIO), sessions over the library's encrypted
+        // connections, metrics.
         .target(
             name: "MRKWire",
             dependencies: [
-                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKPostgres",
+                "MRKWireProtocol", "MRKProxy", "MRKSQL", "MRKCrypto", "MRKPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -103,8 +109,8 @@ let package = Package(
         .target(
             name: "MRKFuzzing",
             dependencies: [
-                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKLocalKMS", "MRKPostgres",
-                .product(name: "Logging", package: "swift-log"),
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKLocalKMS", "MRKPostgres", "MRKWireProtocol",
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .executableTarget(name: "mrkproxy-fuzz", dependencies: ["MRKFuzzing"]),
@@ -132,6 +138,11 @@ let package = Package(
         ),
         .testTarget(name: "MRKSQLTests", dependencies: ["MRKSQL"]),
         .testTarget(name: "MRKFuzzingTests", dependencies: ["MRKFuzzing"]),
+        // The wire proxy's protocol pieces, without servers.
+        .testTarget(
+            name: "MRKWireTests",
+            dependencies: ["MRKWire", "MRKWireProtocol", "MRKProxy", "MRKSQL", "MRKCrypto", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         // Unit tests of the library: configuration, values, key cache — no database.
         .testTarget(
             name: "MRKProxyTests",
@@ -142,7 +153,7 @@ let package = Package(
         .testTarget(
             name: "MRKIntegrationTests",
             dependencies: [
-                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKDevTools", "MRKWire",
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKDevTools", "MRKWire", "MRKWireProtocol",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

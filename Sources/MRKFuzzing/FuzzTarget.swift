@@ -28,6 +28,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case kms
     /// The configuration file.
     case config
+    /// The wire proxy: client messages (startup and every message type), SCRAM exchanges, COPY
+    /// data in text and CSV, binary parameter values.
+    case wire
 
     /// Runs the harness on one input.
     public func run(_ data: [UInt8]) {
@@ -38,6 +41,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .esdk: ESDKHarness.run(data)
         case .kms: KMSHarness.run(data)
         case .config: ConfigHarness.run(data)
+        case .wire: WireHarness.run(data)
         }
     }
 
@@ -50,6 +54,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .esdk: ESDKHarness.seeds
         case .kms: KMSHarness.seeds
         case .config: ConfigHarness.seeds
+        case .wire: WireHarness.seeds
         }
     }
 }

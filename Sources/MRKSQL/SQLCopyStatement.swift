@@ -19,6 +19,18 @@ package struct SQLCopyStatement: Sendable, Equatable {
 
     package enum Format: Sendable, Equatable { case text, csv }
 
+    package init(table: EncryptedTable, columns: [String], format: Format, delimiter: UInt8, null: String, header: Bool,
+                 quote: UInt8, escape: UInt8) {
+        self.table = table
+        self.columns = columns
+        self.format = format
+        self.delimiter = delimiter
+        self.null = null
+        self.header = header
+        self.quote = quote
+        self.escape = escape
+    }
+
     /// Why a COPY on a configured table cannot run through the proxy (fixed text, no values).
     package struct Unsupported: Error, Sendable, Equatable, CustomStringConvertible {
         package let reason: String

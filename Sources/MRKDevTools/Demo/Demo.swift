@@ -3,6 +3,7 @@ import MRKCrypto
 import MRKSQL
 import MRKProxy
 import Foundation
+import MRKWire
 import Logging
 import MRKCluster
 import MRKKMS
@@ -79,10 +80,6 @@ public struct Demo: Sendable {
             throw error
         }
         report.seconds = Double((ContinuousClock.now - started).components.seconds)
-        if keep {
-            print("\nEverything is still running (--keep). Press Ctrl-C to stop and clean up.")
-            await Self.waitForInterrupt()
-        }
         await stack.stop()
         print("\nCleaned up: servers stopped, temporary files removed.")
         return report
@@ -122,11 +119,26 @@ public struct Demo: Sendable {
         }.apply(to: &report)
 
         if keep {
+            // `mrkproxy serve` in each region (trust on loopback), for psql and any other client.
+            var settings = ProxyConfiguration.WireProxy()
+            settings.listen = "127.0.0.1:0"
+            settings.trust = true
+            let eastProxy = try WireServer(database: primary, configuration: .init(settings: settings))
+            let southProxy = try WireServer(database: replica, configuration: .init(settings: settings))
+            let (eastPort, _) = try await eastProxy.start()
+            let (southPort, _) = try await southProxy.start()
             print("\nTry it:")
             print("   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test")
             print("   \(command) sql --config \(configFile.path) --region \(south) -c \"SELECT id, name, ssn FROM customers\"")
             print("   \(command) sql --config \(configFile.path) --region \(east) -c \"INSERT INTO customers (id, name, ssn) VALUES (6, 'Katherine Johnson', '111-22-3333')\"")
-            print("   psql '\(stack.databaseURL(replica: true))' -c 'SELECT id, name, ssn FROM customers'")
+            print("   psql '\(stack.databaseURL(replica: true))' -c 'SELECT id, name, ssn FROM customers'   # what the database holds")
+            print("\n   mrkproxy serve is running in each region (any PostgreSQL client, no Swift needed):")
+            print("   psql 'host=127.0.0.1 port=\(eastPort) user=app dbname=app sslmode=disable'    # \(east): writes, encrypted by the proxy")
+            print("   psql 'host=127.0.0.1 port=\(southPort) user=app dbname=app sslmode=disable'    # \(south): reads from the replica, decrypted there")
+            print("\nEverything is still running (--keep). Press Ctrl-C to stop and clean up.")
+            await Self.waitForInterrupt()
+            await eastProxy.shutdown()
+            await southProxy.shutdown()
         }
         return report
     }

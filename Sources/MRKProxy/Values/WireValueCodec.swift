@@ -155,8 +155,9 @@ package enum WireValueCodec {
     static func numericBinary(_ text: String) -> [UInt8] {
         switch text {
         case "NaN": return bigEndian(Int16(0)) + bigEndian(Int16(0)) + bigEndian(UInt16(0xC000)) + bigEndian(Int16(0))
-        case "Infinity": return bigEndian(Int16(0)) + bigEndian(Int16(0)) + bigEndian(UInt16(0xD000)) + bigEndian(Int16(0))
-        case "-Infinity": return bigEndian(Int16(0)) + bigEndian(Int16(0)) + bigEndian(UInt16(0xF000)) + bigEndian(Int16(0))
+        // PostgreSQL 15's numeric_send gives the infinities a dscale of 32.
+        case "Infinity": return bigEndian(Int16(0)) + bigEndian(Int16(0)) + bigEndian(UInt16(0xD000)) + bigEndian(Int16(32))
+        case "-Infinity": return bigEndian(Int16(0)) + bigEndian(Int16(0)) + bigEndian(UInt16(0xF000)) + bigEndian(Int16(32))
         default: break
         }
         var digits = Substring(text)

@@ -1,5 +1,6 @@
 import MRKPostgres
 import MRKProxy
+import MRKWireProtocol
 import MRKSQL
 
 /// The binary form of a plain column's text value, for a client that asks for binary results of

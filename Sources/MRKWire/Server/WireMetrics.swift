@@ -1,6 +1,7 @@
 import Foundation
 import Metrics
 import MRKProxy
+import MRKWireProtocol
 import Prometheus
 import Synchronization
 

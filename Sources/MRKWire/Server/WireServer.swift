@@ -5,6 +5,7 @@ import Glibc
 import Logging
 import MRKCrypto
 import MRKProxy
+import MRKWireProtocol
 import NIOCore
 import NIOHTTP1
 import NIOPosix

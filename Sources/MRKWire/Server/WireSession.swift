@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MRKPostgres
 import MRKProxy
+import MRKWireProtocol
 import MRKSQL
 import NIOCore
 import Synchronization

@@ -189,6 +189,13 @@ import Testing
         let shell = try await onBlockingThread { try Self.run("/bin/sh", ["-c", "\(export) && \(select)"]) }
         #expect(shell.status == 0, "\(select): \(shell.error)")
         #expect(shell.output.contains("111-22-4444") && shell.output.contains("Ada Lovelace"), "\(shell.output)")
+        // …and the psql commands for the proxies: the replica region's decrypts what the example wrote.
+        let proxyHint = try #require(hints.first { $0.hasPrefix("psql 'host=127.0.0.1 port=") && $0.contains("ap-southeast-2") }, "\(demo.output)")
+        let proxyCommand = String(proxyHint[..<(proxyHint.range(of: "#")?.lowerBound ?? proxyHint.endIndex)])
+        let viaProxy = try await onBlockingThread {
+            try Self.run("/bin/sh", ["-c", proxyCommand + " -tA -c 'SELECT id, ssn FROM customers WHERE id = 42'"])
+        }
+        #expect(viaProxy.status == 0 && viaProxy.output.contains("42|111-22-4444"), "\(viaProxy.output)\(viaProxy.error)")
         demo.stop()
         #expect(demo.process.terminationStatus == 0)
     }

@@ -121,6 +121,21 @@ import Testing
         #expect(report.streamPeakMemoryMiB >= report.streamBaselineMemoryMiB)
     }
 
+    @Test("mrkproxy bench --proxy runs pgbench directly and through the proxy, plaintext and encrypted, and reports every figure")
+    func benchProxy() async throws {
+        let (status, out, err) = try await Self.run(["bench", "--proxy", "--seconds", "1", "--clients", "2", "--accounts", "500", "--json",
+                                                     "--sql-directory", Self.repo.appendingPathComponent("sql").path])
+        #expect(status == 0, "\(err)")
+        let report = try JSONDecoder().decode(WireBenchmark.Report.self, from: Data(out.utf8))
+        let names = Set(report.results.map(\.name))
+        for expected in ["select, direct, plaintext", "select, proxy, plaintext", "select, proxy, encrypted",
+                         "update, direct, plaintext", "update, proxy, plaintext", "update, proxy, encrypted"] {
+            #expect(names.contains(expected), "\(expected) missing")
+        }
+        #expect(report.results.allSatisfy { $0.failed == 0 && $0.transactionsPerSecond > 0 && $0.p99Milliseconds >= $0.p50Milliseconds })
+        #expect(report.proxyEncryptedRatio > 0 && report.proxyPlaintextRatio > 0)
+    }
+
     @Test("mrkproxy sql works in both regions: table, --json and --csv output, one-line errors with a non-zero exit")
     func sqlShell() async throws {
         var configuration = LocalStack.Configuration(sqlDirectory: Self.repo.appendingPathComponent("sql"))

@@ -4,6 +4,7 @@ import MRKCrypto
 import MRKPostgres
 @testable import MRKProxy
 @testable import MRKWire
+@testable import MRKWireProtocol
 import Testing
 
 /// `mrkproxy serve` in both regions of a stack, in process: the primary region's proxy writes,

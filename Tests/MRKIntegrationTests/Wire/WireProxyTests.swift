@@ -4,6 +4,7 @@ import MRKCrypto
 import MRKPostgres
 @testable import MRKProxy
 @testable import MRKWire
+@testable import MRKWireProtocol
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -240,6 +241,33 @@ extension ProxyIntegration {
             let (status, out, _) = try await fixture.psql(["-tA", "-c", "SELECT 'next client'"])
             #expect(status == 0 && out.contains("next client"))
             await fixture.stop()
+        }
+
+        @Test("binary forms of decrypted values are byte for byte PostgreSQL's send functions")
+        func binaryFormsMatchTheServer() async throws {
+            let connection = try PostgresConnection(try currentStack().databaseURL(replica: false))
+            let samples: [(ColumnValueType, String, String)] = [
+                (.text, "textsend", "héllo wörld"), (.int2, "int2send", "-32768"), (.int4, "int4send", "2147483647"),
+                (.int8, "int8send", "-9223372036854775808"), (.numeric, "numeric_send", "0"), (.numeric, "numeric_send", "-0.000100"),
+                (.numeric, "numeric_send", "123456789012345678901234567890.123456789"), (.numeric, "numeric_send", "1e300"),
+                (.numeric, "numeric_send", "NaN"), (.numeric, "numeric_send", "Infinity"), (.numeric, "numeric_send", "-Infinity"),
+                (.float4, "float4send", "3.14159"), (.float4, "float4send", "-0"), (.float8, "float8send", "1e-310"),
+                (.float8, "float8send", "-Infinity"), (.bool, "boolsend", "true"), (.date, "date_send", "1815-12-10"),
+                (.date, "date_send", "4713-01-01 BC"), (.date, "date_send", "infinity"), (.timestamp, "timestamp_send", "2020-02-29 23:59:59.999999"),
+                (.timestamp, "timestamp_send", "-infinity"), (.timestamptz, "timestamptz_send", "1999-12-31 23:00:00+00"),
+                (.uuid, "uuid_send", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), (.bytea, "byteasend", "\\x00ff10"),
+                (.json, "json_send", "{\"b\": [1, 2.50], \"a\": null}"), (.jsonb, "jsonb_send", "{\"b\": [1, 2.50], \"a\": null}"),
+            ]
+            for (type, function, text) in samples {
+                let context = ColumnCodec.Context(timeZone: "UTC")
+                let plaintext = try ColumnCodec.encode(.text(text), as: type, column: "c", context: context)
+                let value = try ColumnCodec.decode(plaintext, as: type.plaintextType)
+                let ours = try WireValueCodec.binary(value, as: type)
+                let theirs = try connection.execute("SELECT \(function)($1::\(type.rawValue))", [.text(text)], resultFormat: .binary)
+                    .bytes(row: 0, column: 0)
+                #expect(ours == theirs, "\(type) \(text)")
+                #expect(try WireValueCodec.value(binary: ours, as: type, column: "c") == value, "\(type) \(text) reads back")
+            }
         }
 
         @Test("metrics and health on the admin port")
