@@ -55,6 +55,16 @@ final class ColumnKeys: @unchecked Sendable {
         }
     }
 
+    /// Drops every derived key now (the database may have changed under the process).
+    func dropAll() {
+        lock.withLock {
+            dataKeys.removeAll()
+            indexKeys.removeAll()
+            generationValue += 1
+            refreshedAt = time.now()
+        }
+    }
+
     /// The data key of `column` under `keyID`.
     ///
     /// - Throws: `.integrity` for a key id of another keyspace; `.kms`/`.keystore` when the branch
@@ -76,20 +86,29 @@ final class ColumnKeys: @unchecked Sendable {
         return derived
     }
 
-    /// The blind-index key of `column` (from the keyspace's beacon key).
+    /// The blind-index key of `column` (from the keyspace's beacon key, never from a branch-key version).
     func blindIndexKey(for column: EncryptedColumn) throws(ProxyError) -> SecretBytes {
         let id = ColumnKey(column)
         if let key = lock.withLock({ indexKeys[id] }) { return key }
-        let first = try branchKey(version: 1)
+        let beacon = try beaconKey()
         let derived: SecretBytes
         do {
-            let beacon = try CompactKeyHierarchy.beaconKey(fromFirstBranchKey: first)
             derived = try CompactKeyHierarchy.blindIndexKey(beaconKey: beacon, table: column.table.aadName, column: column.name)
         } catch {
             throw ProxyError(.keystore, "deriving the blind-index key of \(column.table).\(column.name) failed")
         }
         lock.withLock { indexKeys[id] = derived }
         return derived
+    }
+
+    /// The keyspace's beacon key: its own keystore entry (version 0), or for a keystore made before
+    /// it had one, derived from branch key v1 (see `BranchKeyStore.beaconKey`).
+    private func beaconKey() throws(ProxyError) -> SecretBytes {
+        if let key = keystore.cachedKey(keyspaceID: keyspaceID, version: 0) { return key }
+        let (keystore, keyspace, keyspaceID) = (self.keystore, self.keyspace, self.keyspaceID)
+        return try KeyFetchExecutor.shared.wait { () async throws(ProxyError) -> SecretBytes in
+            try await keystore.beaconKey(keyspaceID: keyspaceID, keyspace: keyspace)
+        }
     }
 
     /// The branch key `version`, from the keystore's cache or (blocking this thread) KMS.

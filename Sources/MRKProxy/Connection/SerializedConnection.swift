@@ -73,4 +73,15 @@ final class SerializedConnection: @unchecked Sendable {
         defer { if !conn.isConnected { connection = nil } }
         return try body(conn)
     }
+
+    /// `withConnection` for a body that only reads: when a connection kept from before was found
+    /// closed (the server restarted, or a failover replaced it), it runs once more on a new one.
+    func reading<R>(_ body: (PostgresConnection) throws(ProxyError) -> R) throws(ProxyError) -> R {
+        let reused = lock.withLock { connection != nil }
+        do {
+            return try withConnection(body)
+        } catch where reused && lock.withLock({ connection == nil }) {
+            return try withConnection(body)
+        }
+    }
 }

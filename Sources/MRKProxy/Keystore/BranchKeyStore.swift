@@ -87,20 +87,30 @@ public final class BranchKeyStore: Sendable {
     // MARK: Administration (primary region)
 
     /// The keystore table's definition (the same as `sql/01-keystore.sql`), for `table`.
+    ///
+    /// Version 0 of a keyspace is its beacon key (state `beacon`): the key blind indexes derive
+    /// from, kept apart from the branch keys so that every branch-key version can be retired.
+    /// Keystores made before it existed are upgraded (the constraints widened) by `create`.
     static func ddl(_ table: QualifiedName) -> String {
-        """
+        let name = { (suffix: String) in SQLIdentifier.quoted(table.name + suffix) }
+        return """
         CREATE TABLE IF NOT EXISTS \(table) (
             keyspace    text        NOT NULL,
             keyspace_id integer     NOT NULL CHECK (keyspace_id > 0),
-            version     integer     NOT NULL CHECK (version >= 1),
-            state       text        NOT NULL CHECK (state IN ('active', 'decrypt_only')),
+            version     integer     NOT NULL,
+            state       text        NOT NULL,
             kms_key_id  text        NOT NULL,
             wrapped_key bytea       NOT NULL,
             created_at  timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (keyspace, version),
             UNIQUE (keyspace_id, version)
         );
-        CREATE UNIQUE INDEX IF NOT EXISTS \(SQLIdentifier.quoted(table.name + "_one_active"))
+        ALTER TABLE \(table) DROP CONSTRAINT IF EXISTS \(name("_version_check"));
+        ALTER TABLE \(table) ADD CONSTRAINT \(name("_version_check")) CHECK (version >= 0);
+        ALTER TABLE \(table) DROP CONSTRAINT IF EXISTS \(name("_state_check"));
+        ALTER TABLE \(table) ADD CONSTRAINT \(name("_state_check"))
+            CHECK (state IN ('active', 'decrypt_only', 'retired', 'beacon') AND (state = 'beacon') = (version = 0));
+        CREATE UNIQUE INDEX IF NOT EXISTS \(name("_one_active"))
             ON \(table) (keyspace) WHERE state = 'active';
         """
     }
@@ -117,9 +127,11 @@ public final class BranchKeyStore: Sendable {
         let existing = try list(keyspace: keyspace)
         if !existing.isEmpty {
             try checkKeyMatches(existing)
-            return existing
+            try await ensureBeacon(keyspace: keyspace, versions: existing)
+            return try list(keyspace: keyspace)
         }
         let first = try await generateWrapped(keyspace: keyspace, version: 1)
+        let beacon = try await generateWrapped(keyspace: keyspace, version: 0)
         let mrkID = try bareKeyID()
         try database.withConnection { conn throws(ProxyError) in
             try postgres("creating keyspace \(keyspace)") {
@@ -131,13 +143,79 @@ public final class BranchKeyStore: Sendable {
                     let id = next.string(row: 0, column: 0) ?? "1"
                     try tx.execute("""
                         INSERT INTO \(table) (keyspace, keyspace_id, version, state, kms_key_id, wrapped_key)
-                        VALUES ($1, $2, 1, 'active', $3, $4)
-                        """, [.text(keyspace), .text(id, type: .int4), .text(mrkID), .bytea(first)])
+                        VALUES ($1, $2, 1, 'active', $3, $4), ($1, $2, 0, 'beacon', $3, $5)
+                        """, [.text(keyspace), .text(id, type: .int4), .text(mrkID), .bytea(first), .bytea(beacon)])
                 }
             }
         }
         logger.info("keyspace created", metadata: ["keyspace": "\(keyspace)", "kms.key": "\(mrkID)"])
         return try list(keyspace: keyspace)
+    }
+
+    /// Gives an existing keyspace whose beacon key is still derived from branch key v1 a beacon
+    /// entry of its own, holding that same key (so every blind index stays valid), wrapped by
+    /// KMS (`Encrypt`). Then v1 can be retired like any other version.
+    private func ensureBeacon(keyspace: String, versions: [KeyVersion]) async throws(ProxyError) {
+        guard !versions.contains(where: { $0.version == 0 }), let keyspaceID = versions.first?.keyspaceID else { return }
+        let derived = try await beaconKey(keyspaceID: keyspaceID, keyspace: keyspace)
+        let wrapped: [UInt8]
+        do {
+            wrapped = try await kms.encrypt(EncryptRequest(keyId: kmsKeyARN, plaintext: derived,
+                                                           encryptionContext: Self.encryptionContext(keyspace: keyspace, version: 0))).ciphertextBlob
+        } catch {
+            throw ProxyError(kms: error, operation: "Encrypt of the beacon key of \(keyspace) with \(kmsKeyARN)")
+        }
+        let mrkID = try bareKeyID()
+        try database.withConnection { conn throws(ProxyError) in
+            try postgres("adding the beacon key of keyspace \(keyspace)") {
+                try conn.execute("""
+                    INSERT INTO \(table) (keyspace, keyspace_id, version, state, kms_key_id, wrapped_key)
+                    VALUES ($1, $2, 0, 'beacon', $3, $4) ON CONFLICT DO NOTHING
+                    """, [.text(keyspace), .int(Int(keyspaceID)), .text(mrkID), .bytea(wrapped)])
+            }
+        }
+        logger.info("beacon key given its own keystore entry", metadata: ["keyspace": "\(keyspace)"])
+    }
+
+    /// Marks `version` of `keyspace` retired: it is never unwrapped again. The caller has checked
+    /// that no stored value uses it (`mrkproxy keystore retire` counts them).
+    ///
+    /// - Throws: `.keystore` for the highest version (it seals new values), the beacon key, a
+    ///   version that does not exist, and v1 while the beacon key is still derived from it.
+    package func retire(keyspace: String, version: UInt32) throws(ProxyError) {
+        let versions = try list(keyspace: keyspace)
+        guard let target = versions.first(where: { $0.version == version }), version >= 1 else {
+            throw ProxyError(.keystore, "keyspace \(keyspace) has no branch-key version \(version)")
+        }
+        guard version < (versions.map(\.version).max() ?? 0) else {
+            throw ProxyError(.keystore, "v\(version) is the highest version of \(keyspace): new values are sealed under it; rotate first")
+        }
+        if version == 1 && !versions.contains(where: { $0.version == 0 }) {
+            throw ProxyError(.keystore, "the beacon key of \(keyspace) is still derived from v1: run `mrkproxy keystore init` to give it "
+                             + "an entry of its own, then retire v1")
+        }
+        guard target.state != "retired" else { return }
+        try database.withConnection { conn throws(ProxyError) in
+            try postgres("retiring \(keyspace) v\(version)") {
+                try conn.execute("UPDATE \(table) SET state = 'retired' WHERE keyspace = $1 AND version = $2", [.text(keyspace), .int(Int(version))])
+            }
+        }
+        if let keyspaceID = versions.first?.keyspaceID { cache.remove(KeyCache.Key(keyspaceID: keyspaceID, version: version)) }
+        logger.info("branch-key version retired", metadata: ["keyspace": "\(keyspace)", "version": "\(version)"])
+    }
+
+    /// How long ago `version` of `keyspace` stopped sealing new values (the next version was
+    /// made), by the database's clock; nil while it is still the highest.
+    package func supersededAge(keyspace: String, version: UInt32) throws(ProxyError) -> Duration? {
+        let rows = try database.reading { conn throws(ProxyError) in
+            try postgres("reading the keystore \(table)") {
+                try conn.execute("""
+                    SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM \(table) WHERE keyspace = $1 AND version > $2
+                    """, [.text(keyspace), .int(Int(version))])
+            }
+        }
+        guard let text = rows.string(row: 0, column: 0), let seconds = Double(text) else { return nil }
+        return .milliseconds(Int64(max(0, seconds) * 1000))
     }
 
     /// Adds a new highest version to `keyspace`; earlier versions stay for decryption.
@@ -171,7 +249,7 @@ public final class BranchKeyStore: Sendable {
 
     /// Lists key versions (all keyspaces, or one), oldest first. Never returns key material.
     public func list(keyspace: String? = nil) throws(ProxyError) -> [KeyVersion] {
-        let rows = try database.withConnection { conn throws(ProxyError) in
+        let rows = try database.reading { conn throws(ProxyError) in
             try postgres("reading the keystore \(table)") {
                 try conn.execute("""
                     SELECT keyspace, keyspace_id, version, state, kms_key_id, created_at::text
@@ -194,9 +272,9 @@ public final class BranchKeyStore: Sendable {
     /// - Throws: `.keystore` when the keyspace is missing, its rows disagree on its id, or its
     ///   highest version is lower than one this process has already seen (a rolled-back keystore).
     public func sealingVersion(keyspace: String) throws(ProxyError) -> (keyspaceID: UInt32, version: UInt32) {
-        let result = try database.withConnection { conn throws(ProxyError) in
+        let result = try database.reading { conn throws(ProxyError) in
             try postgres("reading the keystore \(table)") {
-                try conn.execute("SELECT keyspace_id, max(version) FROM \(table) WHERE keyspace = $1 GROUP BY keyspace_id", [.text(keyspace)])
+                try conn.execute("SELECT keyspace_id, max(version) FILTER (WHERE version >= 1 AND state <> 'retired') FROM \(table) WHERE keyspace = $1 GROUP BY keyspace_id", [.text(keyspace)])
             }
         }
         guard result.rowCount > 0 else {
@@ -232,15 +310,31 @@ public final class BranchKeyStore: Sendable {
         return BranchKey(keyspaceID: keyspaceID, version: version, key: secret)
     }
 
-    /// The beacon key of keyspace `keyspaceID` (derives blind-index keys): HKDF-SHA256 of branch
-    /// key version 1, so it never changes when the keyspace rotates.
+    /// The beacon key of keyspace `keyspaceID` (derives blind-index keys): the keystore's version 0
+    /// entry, or for a keystore made before it had one, HKDF-SHA256 of branch key version 1. It
+    /// never changes when the keyspace rotates, and no branch-key version is needed for it.
     package func beaconKey(keyspaceID: UInt32, keyspace: String? = nil) async throws(ProxyError) -> SecretBytes {
+        // Its own entry (version 0) when the keystore has one; else derived from v1, as keystores
+        // made before the beacon entry existed do.
+        if try hasBeaconEntry(keyspaceID: keyspaceID) {
+            return try await key(keyspaceID: keyspaceID, version: 0, keyspace: keyspace).key
+        }
         let first = try await key(keyspaceID: keyspaceID, version: 1, keyspace: keyspace).key
         do {
             return try CompactKeyHierarchy.beaconKey(fromFirstBranchKey: first)
         } catch {
             throw ProxyError(.keystore, "deriving the beacon key of keyspace \(keyspaceID) failed")
         }
+    }
+
+    private func hasBeaconEntry(keyspaceID: UInt32) throws(ProxyError) -> Bool {
+        if cachedKey(keyspaceID: keyspaceID, version: 0) != nil { return true }
+        let rows = try database.reading { conn throws(ProxyError) in
+            try postgres("reading the keystore \(table)") {
+                try conn.execute("SELECT 1 FROM \(table) WHERE keyspace_id = $1 AND version = 0", [.int(Int(keyspaceID))])
+            }
+        }
+        return rows.rowCount > 0
     }
 
     /// The numeric id of `keyspace`.
@@ -261,8 +355,9 @@ public final class BranchKeyStore: Sendable {
 
     // MARK: KMS
 
+    /// The KMS encryption context of a keystore entry: version 0 is the beacon key.
     static func encryptionContext(keyspace: String, version: UInt32) -> EncryptionContext {
-        ["mrkproxy:keyspace": keyspace, "mrkproxy:version": String(version), "mrkproxy:purpose": "branch"]
+        ["mrkproxy:keyspace": keyspace, "mrkproxy:version": String(version), "mrkproxy:purpose": version == 0 ? "beacon" : "branch"]
     }
 
     private func generateWrapped(keyspace: String, version: UInt32) async throws(ProxyError) -> [UInt8] {
@@ -276,15 +371,19 @@ public final class BranchKeyStore: Sendable {
     }
 
     private func unwrap(keyspaceID: UInt32, version: UInt32, expectedKeyspace: String?) async throws(ProxyError) -> SecretBytes {
-        let row = try database.withConnection { conn throws(ProxyError) in
+        let row = try database.reading { conn throws(ProxyError) in
             try postgres("reading the keystore \(table)") {
-                try conn.execute("SELECT keyspace, kms_key_id, wrapped_key FROM \(table) WHERE keyspace_id = $1 AND version = $2",
+                try conn.execute("SELECT keyspace, kms_key_id, wrapped_key, state FROM \(table) WHERE keyspace_id = $1 AND version = $2",
                                  [.int(Int(keyspaceID)), .int(Int(version))], resultFormat: .binary)
             }
         }
         guard row.rowCount == 1, let keyspace = row.string(row: 0, column: 0), let storedKey = row.string(row: 0, column: 1),
               let wrapped = row.bytes(row: 0, column: 2) else {
             throw ProxyError(.keystore, "key \(keyspaceID)/v\(version) is not in the keystore (has the replica caught up?)")
+        }
+        if row.string(row: 0, column: 3) == "retired" {
+            throw ProxyError(.keystore, "key \(keyspaceID)/v\(version) was retired: values still sealed under it cannot be opened "
+                             + "(keystore status shows which columns hold them)")
         }
         if let expectedKeyspace, keyspace != expectedKeyspace {
             throw ProxyError(.keystore, "keystore key \(keyspaceID)/v\(version) belongs to keyspace \(keyspace), not to \(expectedKeyspace)")
@@ -301,7 +400,7 @@ public final class BranchKeyStore: Sendable {
             throw ProxyError(kms: error, operation: "Decrypt of keystore key \(keyspace) v\(version) with \(kmsKeyARN)")
         }
         guard response.plaintext.count == 32 else { throw ProxyError(.keystore, "KMS returned a key of the wrong size") }
-        floor.raise(keyspaceID: keyspaceID, to: version)
+        if version >= 1 { floor.raise(keyspaceID: keyspaceID, to: version) }
         return response.plaintext
     }
 

@@ -54,20 +54,24 @@ extension ProxyIntegration {
             let keyspace = uniqueName("ks")
             let (primary, _) = stores(stack)
             let created = try await primary.create(keyspace: keyspace)
-            #expect(created.map(\.version) == [1])
-            #expect(created.map(\.state) == ["active"])
+            #expect(created.map(\.version) == [0, 1])
+            #expect(created.map(\.state) == ["beacon", "active"])
             #expect(created.allSatisfy { $0.kmsKeyID == stack.keyID && $0.kmsKeyID.hasPrefix("mrk-") })
             let again = try await primary.create(keyspace: keyspace)
-            #expect(again.map(\.version) == [1], "init is idempotent")
+            #expect(again.map(\.version) == [0, 1], "init is idempotent")
 
             let v1 = try await primary.activeKey(keyspace: keyspace)
+            let beacon = try await primary.beaconKey(keyspaceID: v1.keyspaceID)
             let rotated = try await primary.rotate(keyspace: keyspace)
             #expect(rotated == 2)
             let v2 = try await primary.activeKey(keyspace: keyspace)
             #expect(v2.version == 2 && v2.key != v1.key)
-            #expect(try primary.list(keyspace: keyspace).map(\.state) == ["decrypt_only", "active"])
-            // The beacon key does not change with rotation.
-            #expect(try await primary.beaconKey(keyspaceID: v1.keyspaceID) == CompactKeyHierarchy.beaconKey(fromFirstBranchKey: v1.key))
+            #expect(try primary.list(keyspace: keyspace).map(\.state) == ["beacon", "decrypt_only", "active"])
+            // The beacon key is its own entry (not derived from v1, so v1 can be retired) and does
+            // not change with rotation.
+            primary.clearCache()
+            #expect(try await primary.beaconKey(keyspaceID: v1.keyspaceID) == beacon)
+            #expect(try beacon != CompactKeyHierarchy.beaconKey(fromFirstBranchKey: v1.key))
             // Old versions still unwrap.
             #expect(try await primary.key(keyspaceID: v1.keyspaceID, version: 1).key == v1.key)
 
