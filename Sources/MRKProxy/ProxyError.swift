@@ -62,6 +62,9 @@ public struct ProxyError: Error, Sendable, CustomStringConvertible {
     package var server: PostgresError?
     /// For `.refused`: the analysis's refusal code (`copy`, `multipleStatements`, …).
     package var refusalCode: String?
+    /// For `.schemaMismatch`: the statement was planned before a migration's last step and
+    /// nothing it read was returned (a read is run again once, planned afresh).
+    package var stalePlan = false
 
     package init(_ code: Code, _ reason: String, sqlState: String? = nil) {
         self.code = code

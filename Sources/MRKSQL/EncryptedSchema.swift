@@ -80,6 +80,10 @@ public struct EncryptedColumn: Hashable, Sendable {
     /// Width of the blind index in bits; 256 is the full HMAC-SHA256. A narrower index has false
     /// positives that are removed after decryption (see `PostFilter`).
     public var blindIndexBits: Int
+    /// The configuration allows the column to hold plaintext while `mrkproxy migrate` encrypts
+    /// it (or after it decrypted it): only then does the library follow what the database says
+    /// the column holds. Without it a plain column where ciphertext is configured is refused.
+    public var migrating: Bool = false
 
     /// Creates a column description.
     ///

@@ -24,6 +24,9 @@ package struct StatementPlan: Sendable, CustomStringConvertible {
     /// The result's columns as the analysis sees them (hidden columns included): which to
     /// decrypt and check, decided here and never by the server's answer.
     package var result: ResultShape
+    /// Which analysis made the plan (its schema changes when a migration finishes); set by the
+    /// caller. A plan is not used under another.
+    package var schemaVersion = 0
 
     /// The kind's name (`select`, `insert`, `update`, `delete`, `merge`, `other`).
     package var kindName: String { kind.rawValue }

@@ -126,7 +126,8 @@ public struct ProxyConfiguration: Sendable {
     ///
     /// - Parameters:
     ///   - path: the YAML or JSON file.
-    ///   - environment: `MRKPROXY_REGION` here overrides `region:`.
+    ///   - environment: `MRKPROXY_REGION` here overrides `region:`, `MRKPROXY_PRIMARY_REGION`
+    ///     overrides `primary_region:` (the writable region, after a failover).
     /// - Throws: `ProxyError` `.configuration` naming the file, line and key.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ProxyError) -> ProxyConfiguration {
         var isDirectory: ObjCBool = false
@@ -221,7 +222,7 @@ private struct ConfigReader {
 
     func read(_ root: Node, environment: [String: String]) throws -> ProxyConfiguration {
         let top = try mapping(root, "(top level)")
-        try checkKeys(top, allowed: ["region", "kms", "keyspace", "regions", "tables", "proxy"], "")
+        try checkKeys(top, allowed: ["region", "primary_region", "kms", "keyspace", "regions", "tables", "proxy"], "")
         func required(_ key: String) throws -> Node {
             guard let entry = top.first(where: { $0.key == key }) else { throw fail(root, key, "missing (required)") }
             return entry.value
@@ -243,6 +244,18 @@ private struct ConfigReader {
             regions[entry.key] = .init(database: try string(database.value, "\(path).database"), readOnly: readOnly)
         }
         guard !regions.isEmpty else { throw fail(regionsNode, "regions", "at least one region is required") }
+        // After a regional failover the writable region moves: `primary_region:` (or
+        // MRKPROXY_PRIMARY_REGION) names it, and every other region becomes read-only.
+        let primaryNode = top.first { $0.key == "primary_region" }?.value
+        var primary = try primaryNode.map { try string($0, "primary_region") }
+        if let override = environment["MRKPROXY_PRIMARY_REGION"], !override.isEmpty { primary = override }
+        if let primary {
+            guard regions[primary] != nil else {
+                throw fail(primaryNode ?? regionsNode, primaryNode == nil ? "MRKPROXY_PRIMARY_REGION" : "primary_region",
+                           "\(primary) is not one of the configured regions (\(regions.keys.sorted().joined(separator: ", ")))")
+            }
+            for name in regions.keys { regions[name]?.readOnly = name != primary }
+        }
         let writable = regions.filter { !$0.value.readOnly }.keys.sorted()
         guard writable.count == 1 else {
             throw fail(regionsNode, "regions", writable.isEmpty
@@ -402,7 +415,7 @@ private struct ConfigReader {
                 throw fail(entry.keyNode, columnPath, "the row_identity column cannot itself be encrypted")
             }
             let spec = try mapping(entry.value, columnPath)
-            try checkKeys(spec, allowed: ["type", "search", "format", "index_column", "index_bits"], columnPath)
+            try checkKeys(spec, allowed: ["type", "search", "format", "index_column", "index_bits", "migrating"], columnPath)
             guard let typeEntry = spec.first(where: { $0.key == "type" }) else { throw fail(entry.value, "\(columnPath).type", "missing (required)") }
             let typeName = try string(typeEntry.value, "\(columnPath).type")
             guard let type = ColumnValueType(configName: typeName) else {
@@ -441,8 +454,10 @@ private struct ConfigReader {
             if search == .equality && type == .json {
                 throw fail(entry.value, columnPath, "search: equality needs a type with an equality operator; PostgreSQL has none for json (use jsonb)")
             }
-            columns[entry.key] = EncryptedColumn(table: qualified, name: entry.key, type: type, search: search, format: format,
-                                                 blindIndexColumn: indexColumn, blindIndexBits: bits)
+            var column = EncryptedColumn(table: qualified, name: entry.key, type: type, search: search, format: format,
+                                         blindIndexColumn: indexColumn, blindIndexBits: bits)
+            column.migrating = try spec.first { $0.key == "migrating" }.map { try bool($0.value, "\(columnPath).migrating") } ?? false
+            columns[entry.key] = column
             if let line = entry.keyNode.mark?.line { lines["\(qualified.schema).\(qualified.name).\(entry.key)"] = line }
         }
         guard !columns.isEmpty else { throw fail(columnsEntry.value, "\(path).columns", "at least one column is required") }

@@ -170,6 +170,10 @@ extension EncryptedConnection {
         connection.parameterStatus("TimeZone").flatMap { TimeZone(identifier: $0) } ?? TimeZone(identifier: "UTC")
     }
 
+    /// Which analysis is in force (it changes when a migration finishes): plans kept across
+    /// statements are dropped when it does.
+    package var analysisVersion: Int { database.catalogs.interceptor.schemaVersion }
+
     /// The highest `$n` in `sql`.
     package func highestParameter(in sql: String) -> Int { database.interceptor.highestParameter(in: sql) }
 
@@ -282,6 +286,7 @@ extension EncryptedConnection {
     package func wireStart(_ statement: WireStatement, query: PostgresConnection.Query, resultFormat: PostgresFormat,
                            values: [SQLValue] = []) throws(ProxyError) -> WireExecution {
         try session.check(connection)
+        try checkCurrent(statement.plan)
         let cursor = try run { try connection.start(query, resultFormat: resultFormat) }
         return WireExecution(connection: self, plan: statement.plan, values: values, cursor: cursor)
     }
@@ -336,7 +341,9 @@ package final class WireExecution {
             do {
                 event = try cursor.next()
             } catch {
-                throw ProxyError.from(error)
+                let failure = ProxyError.from(error)
+                connection.noticeMigrationError(failure)
+                throw failure
             }
             guard let event else { return nil }
             switch event {

@@ -48,10 +48,24 @@ public final class EncryptedConnection {
     ///   reads), `.database` (with SQLSTATE).
     @discardableResult
     public func query(_ sql: String, _ values: [SQLValue] = []) throws(ProxyError) -> QueryResult {
+        do {
+            return try queryOnce(sql, values)
+        } catch where error.stalePlan {
+            // A read planned before a migration's last step: planned and run again, once.
+            return try queryOnce(sql, values)
+        }
+    }
+
+    func queryOnce(_ sql: String, _ values: [SQLValue]) throws(ProxyError) -> QueryResult {
         let binder = try cachedBinder(sql, values.count)
         let parameters = try bind(binder, values)
-        let result = try run { try connection.execute(binder.plan.sql, parameters) }
-        return try decode(result, plan: binder.plan, values: values)
+        do {
+            let result = try run { try connection.execute(binder.plan.sql, parameters) }
+            return try decode(result, plan: binder.plan, values: values)
+        } catch {
+            noticeMigrationError(error)
+            throw error
+        }
     }
 
     /// Runs one statement and returns the number of rows it affected.
@@ -65,14 +79,24 @@ public final class EncryptedConnection {
     /// - Returns: the number of rows delivered.
     @discardableResult
     public func stream(_ sql: String, _ values: [SQLValue] = [], _ body: (Row) throws(ProxyError) -> Void) throws(ProxyError) -> Int {
+        do {
+            return try streamOnce(sql, values, body)
+        } catch where error.stalePlan {
+            // Refused at the first row, before any was delivered: planned and run again, once.
+            return try streamOnce(sql, values, body)
+        }
+    }
+
+    func streamOnce(_ sql: String, _ values: [SQLValue], _ body: (Row) throws(ProxyError) -> Void) throws(ProxyError) -> Int {
         let binder = try cachedBinder(sql, values.count)
         let plan = binder.plan
         let parameters = try bind(binder, values)
         var decoder: ResultDecoder?
         var delivered = 0
         var failure: ProxyError?
-        try run {
-            _ = try connection.stream(plan.sql, parameters) { row in
+        do {
+            try run {
+                _ = try connection.stream(plan.sql, parameters) { row in
                 guard failure == nil else { return }
                 do throws(ProxyError) {
                     if decoder == nil {
@@ -87,9 +111,16 @@ public final class EncryptedConnection {
                     // Stop decoding; the rest of the result is drained by libpq.
                     failure = error
                 }
+                }
             }
+        } catch {
+            noticeMigrationError(error)
+            throw error
         }
-        if let failure { throw failure }
+        if let failure {
+            noticeMigrationError(failure)
+            throw failure
+        }
         return delivered
     }
 
@@ -125,6 +156,8 @@ public final class EncryptedConnection {
     /// The binder of `sql`'s plan, from the cache or planned now.
     func cachedBinder(_ sql: String, _ parameterCount: Int) throws(ProxyError) -> Binder {
         try session.check(connection)
+        let schemaVersion = database.catalogs.interceptor.schemaVersion
+        if plans.schemaVersion != schemaVersion { plans = PlanCache(schemaVersion: schemaVersion) }
         if let binder = plans.binder(sql, parameterCount) { return binder }
         let binder = Binder(plan: try planned(sql, parameterCount))
         plans.keep(binder, sql: sql, parameterCount: parameterCount)
@@ -133,14 +166,37 @@ public final class EncryptedConnection {
 
     package func planned(_ sql: String, _ parameterCount: Int) throws(ProxyError) -> StatementPlan {
         try session.check(connection)
-        let plan: StatementPlan
+        var plan: StatementPlan
+        let (interceptor, schemaVersion) = database.catalogs.interceptor
         do {
-            plan = try database.interceptor.plan(sql, parameterCount: parameterCount)
+            plan = try interceptor.plan(sql, parameterCount: parameterCount)
         } catch {
             throw ProxyError(refusal: error)
         }
+        plan.schemaVersion = schemaVersion
         if plan.isWrite && database.isReadOnly { throw readOnlyError() }
         return plan
+    }
+
+    /// Refuses a plan made under another analysis than the one in force (a migration finished
+    /// since): the statement is retryable, and is planned afresh when run again.
+    func checkCurrent(_ plan: StatementPlan) throws(ProxyError) {
+        guard plan.schemaVersion == database.catalogs.interceptor.schemaVersion else {
+            var error = ProxyError(.schemaMismatch, "a column of a table this statement uses was encrypted or decrypted by a migration "
+                                   + "while the statement was being prepared or run; run it again")
+            error.stalePlan = !plan.isWrite
+            throw error
+        }
+    }
+
+    /// After a server error on a database with migrations in progress, the catalog is read again:
+    /// the error may be a stale plan meeting a migration's last step (a plaintext value refused by
+    /// the ciphertext column's check), and the next statement must be planned with what is there now.
+    func noticeMigrationError(_ error: ProxyError) {
+        guard error.code == .database || error.code == .integrity else { return }
+        let (catalog, generation) = database.catalogs.catalog
+        guard catalog.hasMigrations else { return }
+        _ = try? database.catalogs.reload(after: generation)
     }
 
     func readOnlyError() -> ProxyError {
@@ -168,6 +224,9 @@ public final class EncryptedConnection {
     /// `columns` laid over what `plan` reads; when they do not match, the catalog is read again
     /// once (a table may have changed legitimately) before the result is refused.
     func layout(for plan: StatementPlan, columns: [PostgresColumn]) throws(ProxyError) -> ResultLayout {
+        // A write has been applied by now (the server checked its values against the columns as
+        // they are); a read planned before a migration's last step is refused before any row.
+        if !plan.isWrite { try checkCurrent(plan) }
         let (catalog, generation) = database.catalogs.catalog
         do {
             return try ResultLayout.build(shape: plan.result, columns: columns, catalog: catalog)
@@ -180,6 +239,7 @@ public final class EncryptedConnection {
             } catch where error.code == .schemaMismatch {
                 throw ProxyError(.integrity, "the \(database.region) database no longer matches the configuration: \(error.reason)")
             }
+            if !plan.isWrite { try checkCurrent(plan) }
             do {
                 return try ResultLayout.build(shape: plan.result, columns: columns, catalog: fresh)
             } catch let error as ProxyError {
@@ -207,7 +267,12 @@ public final class EncryptedConnection {
     /// Runs a libpq call, turning its errors into `ProxyError`s.
     @discardableResult
     func run<R>(_ body: () throws -> R) throws(ProxyError) -> R {
-        try postgres(nil, body)
+        do {
+            return try postgres(nil, body)
+        } catch {
+            if error.code == .readOnlyRegion || !connection.isConnected { database.noticeServerChange() }
+            throw error
+        }
     }
 }
 
@@ -241,6 +306,10 @@ struct SessionGuard {
 struct PlanCache {
     /// Statements whose plans are kept; past this the cache starts over.
     static let capacity = 256
+    /// The analysis the plans were made under.
+    var schemaVersion = 0
+
+    init(schemaVersion: Int = 0) { self.schemaVersion = schemaVersion }
 
     private struct Key: Hashable {
         let sql: String

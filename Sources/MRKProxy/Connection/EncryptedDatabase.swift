@@ -30,8 +30,8 @@ public final class EncryptedDatabase: Sendable {
     var keyspaceID: UInt32 { keys.keyspaceID }
     let logger: Logger
     let esdk: ESDKColumns?
-    /// The SQL analysis for this configuration.
-    let interceptor: SQLInterceptor
+    /// The SQL analysis in force (the configuration, less columns a migration left plaintext).
+    var interceptor: SQLInterceptor { catalogs.interceptor.interceptor }
     private let sealing: SealingVersion
 
     private init(configuration: ProxyConfiguration, region: String, kms: any KMSClient, keyARN: String, keystore: BranchKeyStore,
@@ -47,7 +47,6 @@ public final class EncryptedDatabase: Sendable {
         self.keys = keys
         self.logger = logger
         self.esdk = esdk
-        self.interceptor = SQLInterceptor(schema: configuration.schema, dialect: SQLTokenizer.Dialect(serverVersion: serverVersion))
         self.sealing = SealingVersion(keystore: keystore, keyspace: configuration.keyspace, keyspaceID: keys.keyspaceID,
                                       ttl: configuration.kms.cacheTTL, time: time)
     }
@@ -110,7 +109,8 @@ public final class EncryptedDatabase: Sendable {
         let usesESDK = configuration.tables.values.contains { $0.columns.values.contains { $0.format == .esdk } }
         let esdk = usesESDK ? try ESDKColumns(keyARN: keyARN, kms: kms, keyspace: configuration.keyspace,
                                                cacheTTL: configuration.kms.cacheTTL, time: time) : nil
-        let catalogs = CatalogStore(catalog: catalog, configuration: configuration, region: region, connection: catalogConnection)
+        let catalogs = CatalogStore(catalog: catalog, configuration: configuration, region: region, connection: catalogConnection,
+                                    dialect: SQLTokenizer.Dialect(serverVersion: serverVersion))
         logger.info("mrkproxy open", metadata: ["region": "\(region)", "kms.key": "\(keyARN)", "read_only": "\(regionConfig.readOnly)"])
         return EncryptedDatabase(configuration: configuration, region: region, kms: kms, keyARN: keyARN, keystore: keystore,
                                  catalogs: catalogs, keys: keys, logger: logger, esdk: esdk, time: time, serverVersion: serverVersion)
@@ -134,6 +134,23 @@ public final class EncryptedDatabase: Sendable {
         try postgres("waiting for replication in \(region)") {
             try PostgresConnection(databaseURL, overrides: PostgresConnection.libraryParameters).waitForReplay(of: position, timeout: timeout)
         }
+    }
+
+    /// After the database may have changed under this process — a connection lost, a write
+    /// refused because the server is in recovery (a regional failover) — the version new values
+    /// are sealed under is read again and branch keys are unwrapped again: a version lost with
+    /// WAL that was never replicated (and perhaps made again with other key material) is not used
+    /// from memory. The floor stays: a keystore lower than a version already used is refused.
+    func noticeServerChange() {
+        sealing.reset()
+        keys.dropAll()
+        keystore.clearCache()
+    }
+
+    /// Forgets the cached sealing version, so that the next value is sealed under the keyspace's
+    /// active version as the keystore says now (for `mrkproxy reencrypt` right after a rotation).
+    package func refreshSealingVersion() {
+        sealing.reset()
     }
 
     /// The branch-key version new values are sealed under: the keyspace's highest, re-read from

@@ -21,10 +21,19 @@ public final class PreparedStatement {
 
     /// Executes the statement with `values` and returns its rows (decrypted).
     @discardableResult
+    ///
+    /// - Throws: as `EncryptedConnection.query`; `.schemaMismatch` when a migration encrypted or
+    ///   decrypted a column since the statement was prepared (prepare it again).
     public func query(_ values: [SQLValue]) throws(ProxyError) -> QueryResult {
+        try connection.checkCurrent(plan)
         let parameters = try connection.bind(binder, values)
-        let result = try connection.run { try connection.connection.executePrepared(name: name, parameters) }
-        return try connection.decode(result, plan: plan, values: values)
+        do {
+            let result = try connection.run { try connection.connection.executePrepared(name: name, parameters) }
+            return try connection.decode(result, plan: plan, values: values)
+        } catch {
+            connection.noticeMigrationError(error)
+            throw error
+        }
     }
 
     /// Executes the statement with `values` and returns the number of rows it affected.

@@ -59,6 +59,17 @@ struct ResultLayout: Sendable {
     ///   `ProxyError` `.refused` when an encrypted column's row identity is missing from the result.
     static func build(shape: ResultShape, columns: [PostgresColumn], catalog: Catalog) throws -> ResultLayout {
         let names = columns.map(\.name)
+        // A column a migration is encrypting must still arrive as its plaintext type: after the
+        // migration's last step it holds ciphertext, and a statement planned before must not
+        // hand that out as a plain value.
+        let migrating = catalog.plaintextMigrating
+        if !migrating.isEmpty {
+            for column in columns {
+                if let expected = migrating[column.tableOID]?[column.tableColumn], column.type.rawValue != expected {
+                    throw Mismatch(reason: "\(describe(column)) changed type (a migration finished)", catalogMayBeStale: true)
+                }
+            }
+        }
         guard shape.hasEncryptedColumns else {
             return ResultLayout(names: names, slots: columns.map { .plain($0.type) }, hasEncryptedColumns: false)
         }

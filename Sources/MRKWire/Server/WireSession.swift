@@ -51,6 +51,7 @@ final class WireSession: @unchecked Sendable {
     private var reported: [String: String] = [:]
     private var terminated = false
     private var plans: [PlanKey: WireStatement] = [:]
+    private var plansVersion = 0
 
     /// Pause reading from the client above this many queued bytes; resume below a quarter.
     static let inboxHighWater = 4 * 1024 * 1024
@@ -433,6 +434,10 @@ final class WireSession: @unchecked Sendable {
     /// before (drivers parse the same statements again and again), unless it holds lifted literals.
     private func plan(_ sql: String, types: [UInt32]) throws -> WireStatement {
         let key = PlanKey(sql: sql, types: types)
+        if plansVersion != connection.analysisVersion {
+            plans.removeAll()
+            plansVersion = connection.analysisVersion
+        }
         if let cached = plans[key] { return cached }
         let count = max(types.count, connection.highestParameter(in: sql))
         let statement = try connection.wirePlan(sql, parameterCount: count)
