@@ -81,6 +81,13 @@ let package = Package(
             ]
         ),
 
+        // MARK: Operations on real data (`mrkproxy migrate`, `reencrypt`, `keystore status`)
+
+        .target(
+            name: "MRKOperations",
+            dependencies: ["MRKProxy", "MRKSQL", "MRKCrypto", "MRKPostgres", .product(name: "Logging", package: "swift-log")]
+        ),
+
         // MARK: Development tools (the CLI and the tests only)
 
         // Throwaway PostgreSQL primary + streaming replica from the installed binaries.
@@ -101,7 +108,7 @@ let package = Package(
         .target(
             name: "MRKDevTools",
             dependencies: [
-                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKWire",
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKWire", "MRKOperations",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -117,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "mrkproxy",
             dependencies: [
-                "MRKProxy", "MRKDevTools", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKLocalKMS", "MRKPostgres", "MRKCluster", "MRKWire",
+                "MRKProxy", "MRKDevTools", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKLocalKMS", "MRKPostgres", "MRKCluster", "MRKWire", "MRKOperations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -153,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "MRKIntegrationTests",
             dependencies: [
-                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKDevTools", "MRKWire", "MRKWireProtocol",
+                "MRKProxy", "MRKSQL", "MRKCrypto", "MRKKMS", "MRKPostgres", "MRKCluster", "MRKLocalKMS", "MRKDevTools", "MRKWire", "MRKWireProtocol", "MRKOperations",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

@@ -166,6 +166,64 @@ public final class PostgresCluster: Sendable {
                                                                      "-m", "fast", "-w", "-t", "60", "restart"])
     }
 
+    // MARK: Failover (throwaway clusters only)
+
+    /// Stops the primary or the replica at once (`pg_ctl stop -m immediate`), as a region outage does.
+    public func stopServer(replica: Bool) throws {
+        let (directory, binaries) = try owned("stopServer")
+        let server = replica ? "replica" : "primary"
+        try CommandRunner(logger: logger).run(binaries.path("pg_ctl"), ["-D", directory + "/" + server, "-m", "immediate", "-w", "stop"])
+    }
+
+    /// Starts a stopped server again, on its port.
+    public func startServer(replica: Bool) throws {
+        let (directory, binaries) = try owned("startServer")
+        let server = replica ? "replica" : "primary"
+        try CommandRunner(logger: logger).run(binaries.path("pg_ctl"), ["-D", directory + "/" + server, "-l", directory + "/\(server).log",
+                                                                     "-w", "-t", "60", "start"])
+    }
+
+    /// Promotes a standby (`pg_ctl promote -w`): it leaves recovery and accepts writes — the
+    /// replica region's database becomes the primary (Aurora Global's switchover or failover).
+    public func promote(replica: Bool = true) throws {
+        let (directory, binaries) = try owned("promote")
+        let server = replica ? "replica" : "primary"
+        try CommandRunner(logger: logger).run(binaries.path("pg_ctl"), ["-D", directory + "/" + server, "-w", "-t", "60", "promote"])
+    }
+
+    /// Makes the primary's (or the replica's) server a standby of the other one, from a new base
+    /// backup (`pg_basebackup -R`), on the same port: how a failed primary comes back after a
+    /// failover. Its data directory is replaced; the server is stopped first if it runs.
+    ///
+    /// - Parameter replica: which server to rebuild (false: the primary's, following the replica's).
+    public func rebuildAsStandby(replica: Bool) throws {
+        let (directory, binaries) = try owned("rebuildAsStandby")
+        let runner = CommandRunner(logger: logger)
+        let server = replica ? "replica" : "primary"
+        let dataDirectory = directory + "/" + server
+        guard let port = URLComponents(string: replica ? replicaURL : primaryURL)?.port,
+              let sourcePort = URLComponents(string: replica ? primaryURL : replicaURL)?.port else {
+            throw ClusterError(.commandFailed, "cannot read the servers' ports")
+        }
+        _ = try? runner.run(binaries.path("pg_ctl"), ["-D", dataDirectory, "-m", "immediate", "-w", "stop"])
+        try FileManager.default.removeItem(atPath: dataDirectory)
+        try runner.run(binaries.path("pg_basebackup"), ["-h", "127.0.0.1", "-p", String(sourcePort), "-U", "postgres",
+                                                        "-D", dataDirectory, "-R", "-X", "stream", "-c", "fast", "--no-sync"])
+        try Self.appendSettings([("port", String(port))], to: dataDirectory + "/postgresql.conf", runner: runner)
+        try runner.run(binaries.path("pg_ctl"), ["-D", dataDirectory, "-l", directory + "/\(server).log", "-w", "-t", "60", "start"])
+        try waitUntilStreaming(standby: replica ? replicaURL : primaryURL)
+    }
+
+    /// Whether the server is a standby (in recovery).
+    public func isInRecovery(replica: Bool) throws -> Bool {
+        try PostgresConnection(replica ? replicaURL : primaryURL).execute("SELECT pg_catalog.pg_is_in_recovery()").string(row: 0, column: 0) == "t"
+    }
+
+    private func owned(_ operation: String) throws -> (String, PostgresBinaries) {
+        guard let directory, let binaries else { throw ClusterError(.commandFailed, "\(operation) needs a cluster this process started") }
+        return (directory, binaries)
+    }
+
     /// Path of the primary's or the replica's server log (throwaway clusters only).
     public func logFile(replica: Bool) -> String? {
         directory.map { $0 + (replica ? "/replica.log" : "/primary.log") }
@@ -178,6 +236,12 @@ public final class PostgresCluster: Sendable {
 
     /// Waits until the replica reports a streaming WAL receiver.
     public func waitUntilStreaming(timeout: Duration = .seconds(60)) throws {
+        try waitUntilStreaming(standby: replicaURL, timeout: timeout)
+    }
+
+    /// Waits until the server at `standby` reports a streaming WAL receiver.
+    public func waitUntilStreaming(standby: String, timeout: Duration = .seconds(60)) throws {
+        let replicaURL = standby
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         var lastError = "no answer"

@@ -12,6 +12,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Benchmark the wire proxy with pgbench instead of the library.")
     var proxy = false
 
+    @Flag(help: "Benchmark migrate encrypt/decrypt and reencrypt on an existing table instead of the library.")
+    var migrate = false
+
+    @Option(help: "With --migrate: rows in the table (default 1,000,000).")
+    var migrateRows = 1_000_000
+
+    @Option(help: "With --migrate: rows per batch.")
+    var batch = 5_000
+
     @Option(help: "With --proxy: seconds per pgbench run.")
     var seconds = 10
 
@@ -45,6 +54,10 @@ struct BenchCommand: AsyncParsableCommand {
             try await runProxy(quiet: quiet)
             return
         }
+        if migrate {
+            try await runMigrate(quiet: quiet)
+            return
+        }
         let benchmark = ProxyBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: rows, pgcryptoRows: pgcryptoRows, streamRows: streamRows) { line in
             if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) }
         }
@@ -73,6 +86,28 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 extension BenchCommand {
+    func runMigrate(quiet: Bool) async throws {
+        guard migrateRows > 0, batch > 0 else { throw ValidationError("--migrate-rows and --batch must be positive") }
+        let benchmark = MigrationBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: migrateRows, batch: batch) { line in
+            if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) }
+        }
+        let report = try await benchmark.run()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        func f(_ value: Double) -> String { Int(value).formatted() }
+        print("""
+            mrkproxy migrate benchmark (\(report.rows.formatted()) rows, batches of \(report.batch.formatted()), --max-lag unset; \(ProcessInfo.processInfo.activeProcessorCount) cores)
+            migrate encrypt, text + blind index   \(f(report.encryptSearchableRowsPerSecond)) rows/s (goal ≥ 50,000); swap under lock \(String(format: "%.2f", report.swapSeconds)) s
+            migrate encrypt, date                 \(f(report.encryptDateRowsPerSecond)) rows/s
+            reencrypt after rotate (both columns) \(f(report.reencryptValuesPerSecond)) values/s
+            migrate decrypt, date                 \(f(report.decryptDateRowsPerSecond)) rows/s
+            """)
+    }
+
     func runProxy(quiet: Bool) async throws {
         guard seconds > 0, clients > 0, accounts > 0 else { throw ValidationError("--seconds, --clients and --accounts must be positive") }
         let benchmark = WireBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), seconds: seconds, clients: clients, accounts: accounts) { line in

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import MRKOperations
 import MRKProxy
 
 struct KeystoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keystore",
         abstract: "Manage the branch-key keystore (in the primary region's database).",
-        subcommands: [Init.self, Rotate.self, List.self])
+        subcommands: [Init.self, Rotate.self, List.self, Status.self, Retire.self])
 
     struct Options: ParsableArguments {
         @Option(help: "The MRKProxy configuration file.")
@@ -51,7 +52,67 @@ struct KeystoreCommand: AsyncParsableCommand {
     }
 }
 
+extension KeystoreCommand {
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Branch-key versions and, per configured column, how many stored values each version seals.",
+            discussion: "Counting scans every configured table; --region reads a replica region's copy instead of the primary.")
+        @Option(help: "The MRKProxy configuration file.") var config: String
+        @Option(help: "Read in this region (default: the configuration's region).") var region: String?
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func run() async throws {
+            let database = try await KeystoreAdmin.database(config: config, region: region)
+            let report = try KeystoreStatus.report(database)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                return
+            }
+            KeystoreAdmin.printStatus(report)
+        }
+    }
+
+    struct Retire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Retire a branch-key version no stored value uses: it is never unwrapped again.",
+            discussion: "Refused while a configured column holds values under it (run `mrkproxy reencrypt` first), for the highest version, and for v1 while the beacon key is derived from it (`keystore init` gives it its own entry).")
+        @Option(help: "The MRKProxy configuration file.") var config: String
+        @Option(help: "The version to retire.") var version: UInt32
+
+        func run() async throws {
+            let database = try await KeystoreAdmin.database(config: config, region: nil)
+            let report = try KeystoreStatus.retire(database, version: version)
+            print("keyspace \(report.keyspace): v\(version) is retired")
+            KeystoreAdmin.printStatus(report)
+        }
+    }
+}
+
 enum KeystoreAdmin {
+    static func database(config: String, region: String?) async throws -> EncryptedDatabase {
+        let configuration = try ProxyConfiguration.load(path: config)
+        let region = region ?? configuration.region
+        return try await EncryptedDatabase.open(configuration: configuration, region: region, kms: configuration.kmsClient(region: region))
+    }
+
+    static func printStatus(_ report: KeystoreStatus.Report) {
+        print("keyspace \(report.keyspace) (id \(report.keyspaceID)), read in \(report.region); beacon key: "
+              + (report.beaconEntry ? "its own entry" : "derived from v1 (run keystore init to give it its own entry)"))
+        print("version  state         values   created")
+        for version in report.versions {
+            print(String("v\(version.version)").padding(toLength: 9, withPad: " ", startingAt: 0) + version.state.padding(toLength: 14, withPad: " ", startingAt: 0)
+                  + String(version.values).padding(toLength: 9, withPad: " ", startingAt: 0) + version.createdAt)
+        }
+        print("\ncolumn                              values by version")
+        for column in report.columns {
+            let counts = column.format == "esdk" ? "\(column.esdkValues) ESDK messages (KMS data keys)"
+                : column.valuesByVersion.isEmpty ? "none" : column.valuesByVersion.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+            print("\(column.table).\(column.column)".padding(toLength: 36, withPad: " ", startingAt: 0) + counts + (column.nulls > 0 ? " (\(column.nulls) NULL)" : ""))
+        }
+    }
+
     static func open(_ options: KeystoreCommand.Options, region: String?) throws -> (BranchKeyStore, String) {
         let configuration = try ProxyConfiguration.load(path: options.config)
         let region = region ?? configuration.primaryRegion
