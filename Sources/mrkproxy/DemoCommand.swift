@@ -11,11 +11,29 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Leave the databases and the KMS running and print how to connect.")
     var keep = false
 
+    @Flag(help: "Tell the regional failover story instead: the primary region is lost, the replica region is promoted, rotates, and the old primary returns as its replica.")
+    var failover = false
+
     @Option(help: "Directory of the schema scripts (default: ./sql, or next to the executable's package).")
     var sqlDirectory: String?
 
+    func validate() throws {
+        if keep && failover { throw ValidationError("--keep and --failover cannot be combined") }
+    }
+
     func run() async throws {
         let directory = try SQLDirectory.locate(sqlDirectory)
+        if failover {
+            var story = FailoverDemo(sqlDirectory: directory) { line in Swift.print(line); fflush(nil) }
+            story.command = CLICommand.name
+            let report = try await story.run()
+            guard report.succeeded else {
+                FileHandle.standardError.write(Data("error: the failover demo did not observe what it should (see above)\n".utf8))
+                throw ExitCode.failure
+            }
+            Swift.print("\nDone in \(Int(report.seconds)) s.")
+            return
+        }
         // Flush every line: with --keep the instructions must show even when stdout is a pipe.
         var demo = Demo(sqlDirectory: directory, keep: keep) { line in Swift.print(line); fflush(nil) }
         demo.command = CLICommand.name

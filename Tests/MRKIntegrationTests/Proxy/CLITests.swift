@@ -60,6 +60,24 @@ import Testing
         #expect(out.contains("Cleaned up"))
     }
 
+    @Test("mrkproxy demo --failover tells the failover story and observes every step (its exit status says so)")
+    func failoverDemo() async throws {
+        let (status, out, err) = try await Self.run(["demo", "--failover", "--sql-directory", Self.repo.appendingPathComponent("sql").path])
+        #expect(status == 0, "\(out)\n\(err)")
+        #expect(out.contains("A write before the database is promoted: readOnlyRegion"))
+        #expect(out.contains("sealed under v1 — the highest version its keystore has, never the v2 lost with the WAL"))
+        #expect(out.contains("customer 7  ssn 219-09-9999"), "the old primary, now a replica, reads what the new primary wrote")
+        #expect(out.contains("by that region's replica key: yes"))
+        // The audit log: an ap-southeast-2 line never names the us-east-1 key, and the reverse.
+        let audit = out.split(separator: "\n").filter { $0.contains("arn:aws:kms:") }
+        #expect(audit.count > 10)
+        #expect(audit.allSatisfy { line in ["us-east-1", "ap-southeast-2"].allSatisfy { region in
+            !line.hasPrefix("   \(region) ") || line.contains("arn:aws:kms:\(region):") } })
+        #expect(out.contains("Cleaned up"))
+        let (refused, _, usage) = try await Self.run(["demo", "--failover", "--keep"])
+        #expect(refused != 0 && usage.contains("cannot be combined"), "\(usage)")
+    }
+
     @Test("mrkproxy kms serve refuses a non-loopback address unless --allow-remote")
     func kmsServeStaysLocal() async throws {
         let (status, _, err) = try await Self.run(["kms", "serve", "--host", "0.0.0.0", "--port", "0",
