@@ -96,9 +96,14 @@ public final class EncryptedDatabase: Sendable {
         // unwrap is also the key check: it fails precisely when the key does not exist, is disabled
         // here, or its policy denies this app (no separate DescribeKey call). That it is a
         // multi-Region key follows from its id (`mrk-…`), which the configuration checks.
+        // The beacon key only when a column is searchable; the active branch key where values
+        // are sealed (and as the key check where nothing else is unwrapped at open).
+        let searchable = configuration.tables.values.contains { $0.columns.values.contains { $0.search == .equality } }
         do {
-            _ = try await keystore.beaconKey(keyspaceID: keyspaceID, keyspace: configuration.keyspace)
-            if !regionConfig.readOnly {
+            if searchable {
+                _ = try await keystore.beaconKey(keyspaceID: keyspaceID, keyspace: configuration.keyspace)
+            }
+            if !regionConfig.readOnly || !searchable {
                 _ = try await keystore.key(keyspaceID: keyspaceID, version: sealingVersion, keyspace: configuration.keyspace)
             }
         } catch where error.code == .kms {

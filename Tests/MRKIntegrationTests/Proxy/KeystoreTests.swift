@@ -48,6 +48,36 @@ extension ProxyIntegration {
             #expect(error?.description.contains("different keyspace ids") == true)
         }
 
+        @Test("a keystore made before the beacon entry existed: init gives the beacon key its own entry holding the same key, so existing blind indexes keep matching and v1 can then be retired")
+        func beaconEntryUpgrade() async throws {
+            let stack = try currentStack()
+            let keyspace = uniqueName("ks")
+            let (primary, _) = stores(stack)
+            try await primary.create(keyspace: keyspace)
+            // An old keystore: no version 0, the beacon key derived from v1.
+            let raw = try PostgresConnection(stack.databaseURL(replica: false))
+            try raw.execute("DELETE FROM mrkproxy_keystore WHERE keyspace = $1 AND version = 0", [.text(keyspace)])
+            primary.clearCache()
+            let keyspaceID = try primary.keyspaceID(keyspace)
+            let v1 = try await primary.key(keyspaceID: keyspaceID, version: 1)
+            let derived = try CompactKeyHierarchy.beaconKey(fromFirstBranchKey: v1.key)
+            #expect(try await primary.beaconKey(keyspaceID: keyspaceID) == derived)
+            #expect(try await primary.rotate(keyspace: keyspace) == 2)
+            let refused = #expect(throws: ProxyError.self) { try primary.retire(keyspace: keyspace, version: 1) }
+            #expect(refused?.reason.contains("still derived from v1") == true, "\(String(describing: refused))")
+
+            // init upgrades it: version 0 now holds the derived key, wrapped by KMS.
+            let versions = try await primary.create(keyspace: keyspace)
+            #expect(versions.map(\.version) == [0, 1, 2] && versions.first?.state == "beacon")
+            primary.clearCache()
+            stack.kms.resetAuditEvents()
+            #expect(try await primary.beaconKey(keyspaceID: keyspaceID) == derived, "the same beacon key: blind indexes stay valid")
+            #expect(decrypts(stack, keyspace: keyspace).compactMap { $0.encryptionContext?["mrkproxy:version"] } == ["0"],
+                    "the beacon key is unwrapped from its own entry, not derived from v1")
+            try primary.retire(keyspace: keyspace, version: 1)
+            #expect(try primary.list(keyspace: keyspace).map(\.state) == ["beacon", "retired", "active"])
+        }
+
         @Test("create is idempotent, stores the bare mrk- id, rotate adds an active version, list shows no key material")
         func createRotateList() async throws {
             let stack = try currentStack()
