@@ -267,7 +267,7 @@ public final class ColumnMigrator {
                 """)
             _ = try connection.operationsExecute("DROP TRIGGER IF EXISTS \(triggerName) ON \(quotedTable)")
             _ = try connection.operationsExecute("""
-                CREATE TRIGGER \(triggerName) BEFORE INSERT OR UPDATE ON \(quotedTable)
+                CREATE TRIGGER \(triggerName) BEFORE INSERT OR UPDATE OF \(q(column)) ON \(quotedTable)
                 FOR EACH ROW EXECUTE FUNCTION public.\(triggerName)()
                 """)
             _ = try connection.operationsExecute("""
@@ -473,20 +473,24 @@ public final class ColumnMigrator {
         }
     }
 
-    /// A PostgreSQL array literal (text form) of `items`, each quoted.
+    /// A PostgreSQL array literal (text form) of `items`, each quoted. Built from UTF-8 bytes
+    /// (a multi-byte sequence never contains `"` or a backslash): batches hold megabytes of hex.
     static func textArray(_ items: [String?]) -> String {
-        var out = "{"
+        var out: [UInt8] = []
+        out.reserveCapacity(items.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
+        out.append(UInt8(ascii: "{"))
         for (index, item) in items.enumerated() {
-            if index > 0 { out += "," }
-            guard let item else { out += "NULL"; continue }
-            out += "\""
-            for character in item {
-                if character == "\"" || character == "\\" { out += "\\" }
-                out.append(character)
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            guard let item else { out.append(contentsOf: "NULL".utf8); continue }
+            out.append(UInt8(ascii: "\""))
+            for byte in item.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                out.append(byte)
             }
-            out += "\""
+            out.append(UInt8(ascii: "\""))
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func seconds(_ duration: Duration) -> Double {
