@@ -177,12 +177,19 @@ public enum ByteaText {
 
     /// Encodes bytes as `\x…` hex text (for literals and text-format COPY).
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = [UInt8(ascii: "\\"), UInt8(ascii: "x")]
+        var out: [UInt8] = []
+        out.reserveCapacity(2 + 2 * bytes.underestimatedCount)
+        out.append(UInt8(ascii: "\\"))
+        out.append(UInt8(ascii: "x"))
         for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
+            out.append(hexDigit(b >> 4))
+            out.append(hexDigit(b & 0x0f))
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    @inline(__always)
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") &+ nibble : UInt8(ascii: "a") &+ (nibble &- 10)
     }
 }
