@@ -86,8 +86,10 @@ public final class ColumnMigrator {
     var quotedTable: String { table.description }
     var shadow: String { column + "__mrkproxy_new" }
     var shadowIndex: String { column + "__mrkproxy_new_bidx" }
+    /// Named to sort last: PostgreSQL fires a row's BEFORE triggers in name order, and this one
+    /// must see what the others changed.
     var triggerName: String {
-        "mrkproxy_mig_" + Digest.sha256(Array("\(table.schema).\(table.name).\(column)".utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
+        "zzz_mrkproxy_mig_" + Digest.sha256(Array("\(table.schema).\(table.name).\(column)".utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
     }
     func q(_ identifier: String) -> String { SQLIdentifier.quoted(identifier) }
 
@@ -117,6 +119,11 @@ public final class ColumnMigrator {
         }
         guard column.utf8.count <= 40 else { throw ProxyError(.configuration, "column names longer than 40 bytes cannot be migrated (shadow column names)") }
         let connection = try database.connect()
+        // The plaintext is read as text: in PostgreSQL's exact, ISO forms whatever the database's
+        // or role's defaults (fewer float digits would seal a rounded value).
+        _ = try connection.operationsExecute("SET extra_float_digits = 3")
+        _ = try connection.operationsExecute("SET DateStyle = 'ISO, YMD'")
+        _ = try connection.operationsExecute("SET IntervalStyle = 'postgres'")
         let key = try primaryKey(connection)
         let record = try existingRecord(connection)
         let current = try columnType(connection, column)
@@ -256,18 +263,37 @@ public final class ColumnMigrator {
             _ = try connection.operationsExecute("ALTER TABLE \(quotedTable) ADD COLUMN IF NOT EXISTS \(q(shadow)) \(shadowType)")
             if indexed { _ = try connection.operationsExecute("ALTER TABLE \(quotedTable) ADD COLUMN IF NOT EXISTS \(q(shadowIndex)) bytea") }
             let clearIndex = indexed ? " NEW.\(q(shadowIndex)) := NULL;" : ""
-            _ = try connection.operationsExecute("""
-                CREATE OR REPLACE FUNCTION public.\(triggerName)() RETURNS trigger LANGUAGE plpgsql AS $mrkproxy$
+            // The shadow value is stale when the value changes (compared as text: `1.0` and `1.00`
+            // are equal numerics, json has no `=`), or the row identity it is bound to does.
+            let identity = database.configuration.tables[table]?.rowIdentity
+            let watched = [column] + (identity.map { [$0] } ?? [])
+            let changed = watched.map { "NEW.\(q($0))::text IS DISTINCT FROM OLD.\(q($0))::text" }.joined(separator: " OR ")
+            let body = """
                 BEGIN
-                    IF TG_OP = 'INSERT' OR NEW.\(q(column)) IS DISTINCT FROM OLD.\(q(column)) THEN
+                    IF TG_OP = 'INSERT' OR \(changed) THEN
                         NEW.\(q(shadow)) := NULL;\(clearIndex)
                     END IF;
                     RETURN NEW;
-                END $mrkproxy$
+                END
+                """
+            guard !body.contains("$mrkproxy_body$") else {
+                throw ProxyError(.configuration, "\(table).\(column): a name contains `$mrkproxy_body$`; rename it to migrate online")
+            }
+            _ = try connection.operationsExecute("""
+                CREATE OR REPLACE FUNCTION public.\(triggerName)() RETURNS trigger LANGUAGE plpgsql AS $mrkproxy_body$
+                \(body) $mrkproxy_body$
                 """)
+            // Fired only by writes naming the watched columns, unless another BEFORE row trigger
+            // could change them without being named (then by every write).
+            let others = try connection.operationsExecute("""
+                SELECT count(*) FROM pg_catalog.pg_trigger
+                WHERE tgrelid = pg_catalog.to_regclass($1) AND NOT tgisinternal AND tgname <> $2
+                  AND (tgtype::int4 & 3) = 3
+                """, [.text(quotedTable), .text(triggerName)]).string(row: 0, column: 0) ?? "0"
+            let events = others == "0" ? "INSERT OR UPDATE OF \(watched.map(q).joined(separator: ", "))" : "INSERT OR UPDATE"
             _ = try connection.operationsExecute("DROP TRIGGER IF EXISTS \(triggerName) ON \(quotedTable)")
             _ = try connection.operationsExecute("""
-                CREATE TRIGGER \(triggerName) BEFORE INSERT OR UPDATE OF \(q(column)) ON \(quotedTable)
+                CREATE TRIGGER \(triggerName) BEFORE \(events) ON \(quotedTable)
                 FOR EACH ROW EXECUTE FUNCTION public.\(triggerName)()
                 """)
             _ = try connection.operationsExecute("""
@@ -319,7 +345,7 @@ public final class ColumnMigrator {
         case .encrypt:
             // Plaintext, read as text: the library parses it as PostgreSQL would.
             let result = try connection.operationsExecute("""
-                SELECT \(keyCast) AS k, xmin::text, \(q(column))::text, \(q(shadow)) IS NOT NULL\(identityColumn)
+                SELECT \(keyCast) AS mrkproxy_key, xmin::text, \(q(column))::text, \(q(shadow)) IS NOT NULL\(identityColumn)
                 FROM \(quotedTable) WHERE \(range)\(limit)
                 """, all ? [] : [after.map { .text($0) } ?? .null])
             var rows: [Row] = []
@@ -335,15 +361,16 @@ public final class ColumnMigrator {
             // Ciphertext, read through the library: opened and checked against its row.
             let identitySelect = identity.map { ", \(q($0))" } ?? ""
             let sql = all
-                ? "SELECT \(keyCast) AS k, xmin::text AS x, \(q(column)) AS v\(identitySelect) FROM \(quotedTable) WHERE \(range)"
-                : "SELECT \(keyCast) AS k, xmin::text AS x, \(q(column)) AS v, \(q(shadow)) IS NOT NULL AS done\(identitySelect) FROM \(quotedTable) WHERE \(range)\(limit)"
+                ? "SELECT \(keyCast) AS mrkproxy_key, xmin::text AS mrkproxy_xmin, \(q(column)) AS mrkproxy_value\(identitySelect) FROM \(quotedTable) WHERE \(range)"
+                : "SELECT \(keyCast) AS mrkproxy_key, xmin::text AS mrkproxy_xmin, \(q(column)) AS mrkproxy_value, \(q(shadow)) IS NOT NULL AS mrkproxy_done\(identitySelect) FROM \(quotedTable) WHERE \(range)\(limit)"
             let result = try connection.query(sql, all ? [] : [after.map { .text($0) } ?? .null])
             var rows: [Row] = []
-            for row in result.rows where !(row["done"] == .bool(true)) {
-                guard let keyValue = row.string("k"), let xmin = row.string("x"), row["v"] != .null else { continue }
-                rows.append(Row(key: keyValue, xmin: xmin, value: row["v"], identity: nil))
+            // By position: the row identity column may have any name.
+            for row in result.rows where row.values.count >= 3 && !(!all && row.values.count >= 4 && row.values[3] == .bool(true)) {
+                guard let keyValue = row.values[0].postgresText, let xmin = row.values[1].postgresText, row.values[2] != .null else { continue }
+                rows.append(Row(key: keyValue, xmin: xmin, value: row.values[2], identity: nil))
             }
-            return (rows, result.rows.last?.string("k"))
+            return (rows, result.rows.last?.values.first?.postgresText)
         }
     }
 

@@ -106,6 +106,18 @@ public enum KeystoreStatus {
                              + "under it for up to the key-cache TTL (\(Int(ttl.components.seconds)) s); run reencrypt again and retire it "
                              + "in \(Int(wait.components.seconds) + 1) s")
         }
+        // A column being encrypted holds values under the version of its backfill in a shadow
+        // column no count sees: wait for migrations to finish.
+        let connection = try database.connect()
+        if try connection.operationsExecute("SELECT pg_catalog.to_regclass('public.mrkproxy_migrations') IS NOT NULL").string(row: 0, column: 0) == "t" {
+            let running = try connection.operationsExecute("""
+                SELECT table_schema || '.' || table_name || '.' || column_name FROM public.mrkproxy_migrations WHERE phase <> 'done' ORDER BY 1
+                """)
+            if running.rowCount > 0 {
+                let names = (0..<running.rowCount).compactMap { running.string(row: $0, column: 0) }.joined(separator: ", ")
+                throw ProxyError(.keystore, "a migration is in progress (\(names)): its shadow values are not counted; retire after `mrkproxy migrate` finishes")
+            }
+        }
         let before = try report(database)
         let using = before.columns.filter { ($0.valuesByVersion["v\(version)"] ?? 0) > 0 }
         guard using.isEmpty else {

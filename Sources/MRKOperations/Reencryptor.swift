@@ -70,6 +70,16 @@ public final class Reencryptor {
         }
         var report = Report(version: 0, columns: [], seconds: 0, finished: false)
         for column in columns {
+            // A column still being encrypted by `mrkproxy migrate` holds plaintext: its backfill
+            // seals under the active version anyway.
+            let type = try connection.operationsExecute("""
+                SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute
+                WHERE attrelid = pg_catalog.to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped
+                """, [.text("\(column.table)"), .text(column.name)]).string(row: 0, column: 0)
+            guard type == "bytea" else {
+                progress("reencrypt \(column.table.name).\(column.name): skipped, it holds plaintext (\(type ?? "missing")) until `mrkproxy migrate encrypt` finishes\n")
+                continue
+            }
             let sealer = try ColumnSealer(connection: connection, table: column.table, column: column.name)
             report.version = sealer.version
             let (done, finished) = try reencrypt(column, connection: connection, version: sealer.version)
@@ -91,9 +101,11 @@ public final class Reencryptor {
         let key = try migrator.primaryKey(connection)
         let table = column.table.description
         let identity = database.configuration.tables[column.table]?.rowIdentity
-        // Which values need it, decided from the header in the server (never a plaintext).
+        // Which values need it, decided from the header in the server (never a plaintext): those
+        // under a lower version (the big-endian version bytes compare as numbers). A value under a
+        // newer version (a rotation during the run) is left alone.
         let versionBytes = "\\x" + String(format: "%08x", version)
-        let stale = column.format == .esdk ? "true" : "pg_catalog.substr(\(q(column.name)), 7, 4) <> $2::bytea"
+        let stale = column.format == .esdk ? "true" : "pg_catalog.substr(\(q(column.name)), 7, 4) < $2::bytea"
         let total = Int(try connection.operationsExecute(
             "SELECT count(*) FROM \(table) WHERE \(q(column.name)) IS NOT NULL AND \(column.format == .esdk ? "true" : stale.replacingOccurrences(of: "$2", with: "$1"))",
             column.format == .esdk ? [] : [.text(versionBytes)]).string(row: 0, column: 0) ?? "0") ?? 0
@@ -131,15 +143,17 @@ public final class Reencryptor {
             // The values, opened by the library (each checked against its row).
             let identitySelect = identity.map { ", \(q($0))" } ?? ""
             let rows = try connection.query("""
-                SELECT \(q(key.name))::text AS k, \(q(column.name)) AS v\(identitySelect) FROM \(table)
+                SELECT \(q(key.name))::text AS mrkproxy_key, \(q(column.name)) AS mrkproxy_value\(identitySelect) FROM \(table)
                 WHERE \(q(key.name)) = ANY ($1::\(key.type)[])
                 """, [.text(ColumnMigrator.textArray(batchKeys))])
             let sealer = try ColumnSealer(connection: connection, table: column.table, column: column.name)
             var resealKeys: [String?] = [], hashes: [String?] = [], values: [String?] = []
             for row in rows.rows {
-                let value = row["v"]
-                guard !value.isNull, let k = row.string("k"), let h = readHashes[k] else { continue }
-                let sealed = try sealer.seal(value, rowIdentity: identity.map { row[$0] })
+                // By position: the row identity column may have any name.
+                guard row.values.count == (identity == nil ? 2 : 3) else { continue }
+                let value = row.values[1]
+                guard !value.isNull, let k = row.string("mrkproxy_key"), let h = readHashes[k] else { continue }
+                let sealed = try sealer.seal(value, rowIdentity: identity == nil ? nil : row.values[2])
                 resealKeys.append(k)
                 hashes.append(h)
                 values.append(sealed.ciphertext.map(ByteaText.encode))

@@ -94,9 +94,12 @@ public final class PostgresResult {
         withValueBytes(row: row, column: column) { $0.map { Array($0) } }
     }
 
-    /// The value as a string (meaningful for text-format columns), nil for NULL.
+    /// The value as a string (meaningful for text-format columns), nil for NULL and for a row or
+    /// column out of range.
     public func string(row: Int, column: Int) -> String? {
-        withValueBytes(row: row, column: column) { $0.map { String(decoding: $0, as: UTF8.self) } }
+        // Total: a row or column the server did not send reads as absent, like NULL.
+        guard row >= 0, row < rowCount, column >= 0, column < columns.count else { return nil }
+        return withValueBytes(row: row, column: column) { $0.map { String(decoding: $0, as: UTF8.self) } }
     }
 
     /// A `bytea` value's bytes, decoding the text format's `\x` hex form when needed; nil for NULL.

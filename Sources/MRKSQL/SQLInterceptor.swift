@@ -11,7 +11,7 @@
 /// // plan.parameters == [.blindIndex(.parameter(0), column: ssn)]
 /// ```
 package struct SQLInterceptor: Sendable {
-    let schema: EncryptedSchema
+    package let schema: EncryptedSchema
     /// The server's lexical rules (numbers changed in PostgreSQL 16).
     let dialect: SQLTokenizer.Dialect
 
@@ -42,6 +42,13 @@ package struct SQLInterceptor: Sendable {
     }
 
     package func plan(_ sql: String, parameterCount: Int) throws(InterceptionError) -> StatementPlan {
+        var tables: [QualifiedName] = []
+        var plan = try plan(sql, parameterCount: parameterCount, mentioned: &tables)
+        plan.tables = tables
+        return plan
+    }
+
+    private func plan(_ sql: String, parameterCount: Int, mentioned names: inout [QualifiedName]) throws(InterceptionError) -> StatementPlan {
         // libpq sends text up to its first NUL: the server would run another statement than this.
         guard !sql.utf8.contains(0) else {
             throw InterceptionError(
@@ -78,6 +85,7 @@ package struct SQLInterceptor: Sendable {
         try refuseExecuteOfLibraryStatements(tokens, range)
         try refuseSQLInStrings(tokens, range)
         let mentioned = mentionedTables(tokens, range)
+        names = mentioned
         guard let firstTable = mentioned.first else {
             return passThrough(sql, parameterCount: parameterCount, kind: kind, isWrite: isWrite)
         }

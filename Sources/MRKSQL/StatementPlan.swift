@@ -27,9 +27,19 @@ package struct StatementPlan: Sendable, CustomStringConvertible {
     /// Which analysis made the plan (its schema changes when a migration finishes); set by the
     /// caller. A plan is not used under another.
     package var schemaVersion = 0
+    /// The configured tables the statement names (any spelling; conservative).
+    package var tables: [QualifiedName] = []
 
     /// The kind's name (`select`, `insert`, `update`, `delete`, `merge`, `other`).
     package var kindName: String { kind.rawValue }
+
+    /// A plan that stands for a statement the SQL analysis does not plan (a COPY), naming its tables.
+    package static func probe(tables: [QualifiedName]) -> StatementPlan {
+        var plan = StatementPlan(sql: "", parameters: [], kind: .other, touchesEncryptedColumns: false, isWrite: true, postFilters: [],
+                                 hiddenTrailingColumns: 0, result: ResultShape(segments: [.plainStar]))
+        plan.tables = tables
+        return plan
+    }
 
     package var description: String {
         "StatementPlan(kind: \(kind), parameters: \(parameters.count), touchesEncryptedColumns: "

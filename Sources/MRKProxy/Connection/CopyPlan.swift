@@ -10,13 +10,15 @@ struct CopyPlan {
 
     let sql: String
     let output: [Output]
+    /// The table, resolved.
+    let table: QualifiedName
 
     init(table: String, columns: [String], schema: EncryptedSchema) throws(ProxyError) {
         let parts = table.split(separator: ".").map { $0.lowercased() }
         guard (1...2).contains(parts.count), parts.allSatisfy(isPlainIdentifier) else {
             throw ProxyError(.invalidValue, "copyIn: table must be name or schema.name in lower case")
         }
-        let name = QualifiedName(schema: parts.count == 2 ? parts[0] : (schema.searchPath.first ?? "public"), name: parts.last!)
+        let name = QualifiedName(schema: parts.count == 2 ? parts[0] : (schema.searchPath.first ?? "public"), name: parts[parts.count - 1])
         guard columns.allSatisfy(isPlainIdentifier), Set(columns).count == columns.count else {
             throw ProxyError(.invalidValue, "copyIn: columns must be distinct lower-case names")
         }
@@ -43,6 +45,7 @@ struct CopyPlan {
                 output.append(.plain(index))
             }
         }
+        self.table = name
         sql = "COPY \(name.schema).\(name.name) (\(sqlColumns.joined(separator: ", "))) FROM STDIN"
         self.output = output
     }

@@ -29,10 +29,12 @@ extension EncryptedConnection {
         }
         // Rows are encrypted while earlier ones are already on the wire; so that a value failing
         // to encrypt half-way commits nothing, the batch is atomic.
-        return try atomically("mrkproxy_batch") { () throws(ProxyError) -> Int in
-            let results = try run { try connection.pipeline(statements) }
-            if let failure { throw failure }
-            return results.reduce(0) { $0 + ($1.affectedRows ?? 0) }
+        return try withMigrationGuard(statement.plan) { () throws(ProxyError) -> Int in
+            try atomically("mrkproxy_batch") { () throws(ProxyError) -> Int in
+                let results = try run { try connection.pipeline(statements) }
+                if let failure { throw failure }
+                return results.reduce(0) { $0 + ($1.affectedRows ?? 0) }
+            }
         }
     }
 
@@ -78,11 +80,40 @@ package final class CopyLoader {
     private var indexers: [Int: Indexer] = [:]
     private var writer: CopyInWriter
     private var ended = false
+    /// The loader began the transaction its migration guard runs in (and ends it).
+    private let ownTransaction: Bool
 
     package init(connection: EncryptedConnection, table: String, columns: [String]) throws(ProxyError) {
         guard !connection.database.isReadOnly else { throw connection.readOnlyError() }
         self.connection = connection
-        copy = try CopyPlan(table: table, columns: columns, schema: connection.database.configuration.schema)
+        // Which columns are sealed follows the analysis in force (a column a migration has not
+        // encrypted yet is plain); on a table with a `migrating: true` column, the COPY runs in a
+        // transaction holding ACCESS SHARE on it, planned after the columns were checked, so a
+        // migration's swap cannot happen under it.
+        let configured = try CopyPlan(table: table, columns: columns, schema: connection.database.configuration.schema)
+        var ownTransaction = false
+        if connection.database.migratingTables.contains(configured.table) {
+            ownTransaction = connection.connection.transactionStatus == .idle
+            do {
+                if ownTransaction { try connection.run { try connection.connection.execute("BEGIN") } }
+                try connection.run { try connection.connection.execute("LOCK TABLE \(configured.table) IN ACCESS SHARE MODE") }
+                var probe = StatementPlan.probe(tables: [configured.table])
+                probe.schemaVersion = -1
+                do {
+                    try connection.checkMigratingColumns([configured.table], plan: probe)
+                } catch where error.stalePlan {}
+            } catch {
+                if ownTransaction { _ = try? connection.connection.execute("ROLLBACK") }
+                throw error
+            }
+        }
+        self.ownTransaction = ownTransaction
+        do {
+            copy = try CopyPlan(table: table, columns: columns, schema: connection.database.interceptor.schema)
+        } catch {
+            if ownTransaction { _ = try? connection.connection.execute("ROLLBACK") }
+            throw error
+        }
         columnCount = columns.count
         session = try connection.bindingSession()
         for (position, output) in copy.output.enumerated() {
@@ -93,7 +124,12 @@ package final class CopyLoader {
             }
         }
         let sql = copy.sql
-        writer = try connection.run { try connection.connection.beginCopyIn(sql) }
+        do {
+            writer = try connection.run { try connection.connection.beginCopyIn(sql) }
+        } catch {
+            if ownTransaction { _ = try? connection.connection.execute("ROLLBACK") }
+            throw error
+        }
     }
 
     deinit { if !ended { abort("abandoned") } }
@@ -132,7 +168,14 @@ package final class CopyLoader {
     /// Loads what was added. Returns the number of rows.
     package func finish() throws(ProxyError) -> Int {
         ended = true
-        return try connection.run { try connection.connection.finishCopyIn(&writer) }
+        do {
+            let count = try connection.run { try connection.connection.finishCopyIn(&writer) }
+            if ownTransaction { try connection.run { try connection.connection.execute("COMMIT") } }
+            return count
+        } catch {
+            if ownTransaction { _ = try? connection.connection.execute("ROLLBACK") }
+            throw error
+        }
     }
 
     /// Abandons the COPY: nothing is loaded.
@@ -140,6 +183,7 @@ package final class CopyLoader {
         guard !ended else { return }
         ended = true
         connection.connection.abortCopyIn(&writer, reason: reason)
+        if ownTransaction { _ = try? connection.connection.execute("ROLLBACK") }
     }
 }
 

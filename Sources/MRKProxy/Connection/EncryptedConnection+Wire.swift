@@ -287,6 +287,7 @@ extension EncryptedConnection {
                            values: [SQLValue] = []) throws(ProxyError) -> WireExecution {
         try session.check(connection)
         try checkCurrent(statement.plan)
+        try wireMigrationCheck(statement.plan)
         let cursor = try run { try connection.start(query, resultFormat: resultFormat) }
         return WireExecution(connection: self, plan: statement.plan, values: values, cursor: cursor)
     }

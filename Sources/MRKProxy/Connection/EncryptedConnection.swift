@@ -60,7 +60,9 @@ public final class EncryptedConnection {
         let binder = try cachedBinder(sql, values.count)
         let parameters = try bind(binder, values)
         do {
-            let result = try run { try connection.execute(binder.plan.sql, parameters) }
+            let result = try withMigrationGuard(binder.plan) { () throws(ProxyError) in
+                try run { try connection.execute(binder.plan.sql, parameters) }
+            }
             return try decode(result, plan: binder.plan, values: values)
         } catch {
             noticeMigrationError(error)
@@ -95,6 +97,7 @@ public final class EncryptedConnection {
         var delivered = 0
         var failure: ProxyError?
         do {
+            try withMigrationGuard(plan) { () throws(ProxyError) in
             try run {
                 _ = try connection.stream(plan.sql, parameters) { row in
                 guard failure == nil else { return }
@@ -112,6 +115,7 @@ public final class EncryptedConnection {
                     failure = error
                 }
                 }
+            }
             }
         } catch {
             noticeMigrationError(error)

@@ -33,6 +33,9 @@ public final class EncryptedDatabase: Sendable {
     /// The SQL analysis in force (the configuration, less columns a migration left plaintext).
     var interceptor: SQLInterceptor { catalogs.interceptor.interceptor }
     private let sealing: SealingVersion
+    /// Configured tables with a `migrating: true` column: statements on them run behind
+    /// `EncryptedConnection.withMigrationGuard`.
+    let migratingTables: Set<QualifiedName>
 
     private init(configuration: ProxyConfiguration, region: String, kms: any KMSClient, keyARN: String, keystore: BranchKeyStore,
                  catalogs: CatalogStore, keys: ColumnKeys, logger: Logger, esdk: ESDKColumns?, time: TimeSource, serverVersion: Int) {
@@ -47,6 +50,7 @@ public final class EncryptedDatabase: Sendable {
         self.keys = keys
         self.logger = logger
         self.esdk = esdk
+        self.migratingTables = Set(configuration.tables.values.filter { $0.columns.values.contains { $0.migrating } }.map(\.name))
         self.sealing = SealingVersion(keystore: keystore, keyspace: configuration.keyspace, keyspaceID: keys.keyspaceID,
                                       ttl: configuration.kms.cacheTTL, time: time)
     }

@@ -28,7 +28,9 @@ public final class PreparedStatement {
         try connection.checkCurrent(plan)
         let parameters = try connection.bind(binder, values)
         do {
-            let result = try connection.run { try connection.connection.executePrepared(name: name, parameters) }
+            let result = try connection.withMigrationGuard(plan) { () throws(ProxyError) in
+                try connection.run { try connection.connection.executePrepared(name: name, parameters) }
+            }
             return try connection.decode(result, plan: plan, values: values)
         } catch {
             connection.noticeMigrationError(error)

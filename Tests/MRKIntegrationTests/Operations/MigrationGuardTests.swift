@@ -1,0 +1,98 @@
+import Foundation
+@testable import MRKDevTools
+@testable import MRKOperations
+import MRKPostgres
+@testable import MRKProxy
+import MRKSQL
+import Testing
+
+extension ProxyIntegration {
+    /// A process that planned its statements before a migration's swap (a long-running app with
+    /// `migrating: true`) meets the swap: every statement is re-planned, none reads ciphertext as
+    /// plaintext, compares plaintext with ciphertext, or writes a value of the old kind.
+    @Suite(.serialized) struct MigrationGuard {
+        static let environment = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
+
+        static func migrate(_ direction: String, _ file: URL, _ table: String, _ column: String) async throws {
+            let (status, _, err) = try await CLITests.run(["migrate", direction, "--config", file.path, "--table", "public.\(table)", "--column", column],
+                                                          environment: environment)
+            #expect(status == 0, "\(err)")
+        }
+
+        @Test("statements planned before migrate encrypt's swap and run after it: reads decrypt, searches match, writes seal; a prepared statement is refused as stale; and the same after migrate decrypt")
+        func stalePlansAcrossTheSwap() async throws {
+            let stack = try currentStack()
+            let (table, file) = try Migration.plaintextTable(stack, rows: 2_000)
+            _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+            let configuration = try ProxyConfiguration.load(path: file.path)
+            let database = try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+            let connection = try database.connect()
+            let admin = try PostgresConnection(stack.databaseURL(replica: false))
+            let read = "SELECT id, ssn FROM \(table) WHERE id = $1"
+            let search = "SELECT id FROM \(table) WHERE ssn = $1"
+            let write = "UPDATE \(table) SET ssn = $1 WHERE id = $2"
+            // Planned (and cached) while ssn is plaintext.
+            #expect(try connection.query(read, [.int(5)]).rows.first?.string("ssn") == "SSN-5")
+            #expect(try connection.query(search, [.text("SSN-6")]).rows.map { $0.int("id") } == [6])
+            #expect(try connection.execute(write, [.text("A-7"), .int(7)]) == 1)
+            let prepared = try connection.prepare(read, parameterCount: 1)
+            #expect(try prepared.query([.int(5)]).rows.first?.string("ssn") == "SSN-5")
+
+            try await Self.migrate("encrypt", file, table, "ssn")
+
+            // The same statements on the same connection, after the swap.
+            #expect(try connection.query(read, [.int(5)]).rows.first?.string("ssn") == "SSN-5")
+            #expect(try connection.query(search, [.text("SSN-6")]).rows.map { $0.int("id") } == [6])
+            #expect(try connection.execute(write, [.text("B-7"), .int(7)]) == 1)
+            #expect(try admin.execute("SELECT pg_catalog.get_byte(ssn, 0) FROM \(table) WHERE id = 7").string(row: 0, column: 0) == "1")
+            #expect(try connection.query(read, [.int(7)]).rows.first?.string("ssn") == "B-7")
+            let stale = #expect(throws: ProxyError.self) { try prepared.query([.int(5)]) }
+            #expect(stale?.code == .schemaMismatch, "\(String(describing: stale))")
+            #expect(try connection.prepare(read, parameterCount: 1).query([.int(5)]).rows.first?.string("ssn") == "SSN-5")
+
+            // The way back: a write planned while ssn is ciphertext, run after the decrypt swap,
+            // stores plaintext (not the text form of a ciphertext the server would accept).
+            #expect(try connection.execute(write, [.text("C-8"), .int(8)]) == 1)
+            try await Self.migrate("decrypt", file, table, "ssn")
+            #expect(try connection.execute(write, [.text("D-8"), .int(8)]) == 1)
+            #expect(try admin.execute("SELECT ssn FROM \(table) WHERE id = 8").string(row: 0, column: 0) == "D-8")
+            #expect(try connection.query(search, [.text("SSN-6")]).rows.map { $0.int("id") } == [6])
+        }
+
+        @Test("during a migration of a json column the app inserts and updates it (its trigger compares text forms: json has no =), and every value ends sealed exactly")
+        func jsonColumnMigration() async throws {
+            let stack = try currentStack()
+            let table = uniqueName("migjson")
+            let admin = try PostgresConnection(stack.databaseURL(replica: false))
+            try admin.execute("CREATE TABLE \(table) (id bigint PRIMARY KEY, doc json, amount numeric)")
+            try admin.execute("INSERT INTO \(table) SELECT g, ('{\"n\": ' || g || '}')::json, g FROM generate_series(1, 50) g")
+            let file = stack.directory.appendingPathComponent("\(table).yaml")
+            try stack.configurationYAML(region: "us-east-1", tables: """
+                tables:
+                  public.\(table):
+                    row_identity: id
+                    columns:
+                      doc:    { type: json, migrating: true }
+                      amount: { type: numeric, migrating: true }
+                """).write(to: file, atomically: true, encoding: .utf8)
+            _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+            let configuration = try ProxyConfiguration.load(path: file.path)
+            let database = try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+            let name = QualifiedName(schema: "public", name: table)
+            let spec = try #require(configuration.tables[name]?.columns["doc"])
+            let connection = try database.connect()
+            // The first phase only: the shadow column and the trigger; the backfill has not run.
+            try ColumnMigrator(database: database, table: name, column: "doc", direction: .encrypt).prepare(connection, spec: spec)
+            try connection.reloadCatalog()
+            try connection.execute("INSERT INTO \(table) (id, doc, amount) VALUES ($1, $2, $3)", [.int(51), .text("{\"new\": true}"), .text("1.50")])
+            try connection.execute("UPDATE \(table) SET doc = $1 WHERE id = $2", [.text("{\"changed\": 2}"), .int(2)])
+            try await MigrationGuard.migrate("encrypt", file, table, "doc")
+            try await MigrationGuard.migrate("encrypt", file, table, "amount")
+            let rows = try database.connect().query("SELECT id, doc, amount FROM \(table) ORDER BY id").rows
+            #expect(rows.count == 51)
+            #expect(rows.first { $0.int("id") == 2 }?.string("doc") == "{\"changed\": 2}")
+            #expect(rows.first { $0.int("id") == 3 }?.string("doc") == "{\"n\": 3}")
+            #expect(rows.first { $0.int("id") == 51 }?.string("doc") == "{\"new\": true}" && rows.last?.string("amount") == "1.50")
+        }
+    }
+}
