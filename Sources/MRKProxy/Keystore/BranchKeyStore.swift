@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import MRKCrypto
 import MRKKMS
@@ -64,6 +65,9 @@ public final class BranchKeyStore: Sendable {
     let logger: Logger
     /// The highest version seen per keyspace id (never goes down).
     private let floor = VersionFloor()
+    /// Keyspaces whose beacon entry (version 0) this process has seen: a row that disappears later
+    /// is refused, never replaced by the key derived from v1 (blind indexes would silently change).
+    private let beaconEntriesSeen = Mutex<Set<UInt32>>([])
 
     /// - Parameters:
     ///   - databaseURL: the region's database (primary in the primary region, replica elsewhere).
@@ -274,7 +278,7 @@ public final class BranchKeyStore: Sendable {
     public func sealingVersion(keyspace: String) throws(ProxyError) -> (keyspaceID: UInt32, version: UInt32) {
         let result = try database.reading { conn throws(ProxyError) in
             try postgres("reading the keystore \(table)") {
-                try conn.execute("SELECT keyspace_id, max(version) FILTER (WHERE version >= 1 AND state <> 'retired') FROM \(table) WHERE keyspace = $1 GROUP BY keyspace_id", [.text(keyspace)])
+                try conn.execute("SELECT keyspace_id, max(version) FILTER (WHERE version >= 1) FROM \(table) WHERE keyspace = $1 GROUP BY keyspace_id", [.text(keyspace)])
             }
         }
         guard result.rowCount > 0 else {
@@ -334,7 +338,15 @@ public final class BranchKeyStore: Sendable {
                 try conn.execute("SELECT 1 FROM \(table) WHERE keyspace_id = $1 AND version = 0", [.int(Int(keyspaceID))])
             }
         }
-        return rows.rowCount > 0
+        if rows.rowCount > 0 {
+            beaconEntriesSeen.withLock { _ = $0.insert(keyspaceID) }
+            return true
+        }
+        if beaconEntriesSeen.withLock({ $0.contains(keyspaceID) }) {
+            throw ProxyError(.keystore, "the beacon key entry (version 0) of keyspace \(keyspaceID) disappeared from the keystore; "
+                             + "blind indexes cannot be computed without it")
+        }
+        return false
     }
 
     /// The numeric id of `keyspace`.

@@ -78,6 +78,28 @@ extension ProxyIntegration {
             #expect(try primary.list(keyspace: keyspace).map(\.state) == ["beacon", "retired", "active"])
         }
 
+        @Test("a DB admin who marks the highest version retired does not make processes seal under an older one (sealing fails closed), and a beacon entry that disappears is refused, not replaced by the key derived from v1")
+        func retiredStateAndBeaconRowUnderAdversary() async throws {
+            let stack = try currentStack()
+            let keyspace = uniqueName("ks")
+            let (primary, _) = stores(stack)
+            try await primary.create(keyspace: keyspace)
+            #expect(try await primary.rotate(keyspace: keyspace) == 2)
+            let keyspaceID = try primary.keyspaceID(keyspace)
+            _ = try await primary.beaconKey(keyspaceID: keyspaceID)
+            let raw = try PostgresConnection(stack.databaseURL(replica: false))
+            try raw.execute("UPDATE mrkproxy_keystore SET state = 'retired' WHERE keyspace = $1 AND version = 2", [.text(keyspace)])
+            primary.clearCache()
+            #expect(try primary.sealingVersion(keyspace: keyspace).version == 2, "the highest version, whatever its state")
+            let refused = await #expect(throws: ProxyError.self) { _ = try await primary.key(keyspaceID: keyspaceID, version: 2, keyspace: keyspace) }
+            #expect(refused?.reason.contains("retired") == true)
+
+            try raw.execute("DELETE FROM mrkproxy_keystore WHERE keyspace = $1 AND version = 0", [.text(keyspace)])
+            primary.clearCache()
+            let missing = await #expect(throws: ProxyError.self) { _ = try await primary.beaconKey(keyspaceID: keyspaceID) }
+            #expect(missing?.reason.contains("disappeared") == true, "\(String(describing: missing))")
+        }
+
         @Test("create is idempotent, stores the bare mrk- id, rotate adds an active version, list shows no key material")
         func createRotateList() async throws {
             let stack = try currentStack()
