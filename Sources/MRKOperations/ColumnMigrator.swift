@@ -93,6 +93,19 @@ public final class ColumnMigrator {
     }
     func q(_ identifier: String) -> String { SQLIdentifier.quoted(identifier) }
 
+    /// A name for an object the migration makes (`bidx` index, `sealed` check): readable, within
+    /// PostgreSQL's 63 bytes, and distinct per table and column (`a_b`.`c` and `a`.`b_c` differ).
+    func objectName(_ kind: String) -> String {
+        let hash = Digest.sha256(Array("\(table.schema).\(table.name).\(column)".utf8)).prefix(4).map { String(format: "%02x", $0) }.joined()
+        var readable = "\(table.name)_\(column)"
+        while readable.utf8.count > 40 { readable.removeLast() }
+        return "\(readable)_mrkproxy_\(kind)_\(hash)"
+    }
+
+    /// The swap asks for its exclusive lock this long at a time, this many times more.
+    static let swapLockTimeoutMilliseconds = 2_000
+    static let swapAttempts = 30
+
     // MARK: Running
 
     /// Runs (or continues) the migration.
@@ -167,7 +180,10 @@ public final class ColumnMigrator {
             progress("dry run: would \(pending) of \(report.rowsInTable) rows of \(table).\(column) (\(direction.rawValue)), keyed by \(key.name)\n")
             return report
         }
-        if !report.resumed { try prepare(connection, spec: spec) }
+        if !report.resumed {
+            let starting = ProgressReporter(label: "\(direction.rawValue) \(table.name).\(column)", total: 0, terminal: false, write: progress)
+            try retryingExclusiveLock(reporter: starting, done: 0) { () throws(ProxyError) in try prepare(connection, spec: spec) }
+        }
         // What the library treats the column as changed: read the catalog again.
         try connection.reloadCatalog()
 
@@ -189,8 +205,12 @@ public final class ColumnMigrator {
             migrated += count
             reporter.update(done: migrated)
         }
-        let swapStarted = ContinuousClock.now
-        migrated += try swap(connection, spec: spec, key: key)
+        var swapStarted = ContinuousClock.now
+        let swapped = try retryingExclusiveLock(reporter: reporter, done: migrated) { () throws(ProxyError) -> Int in
+            swapStarted = ContinuousClock.now
+            return try swap(connection, spec: spec, key: key)
+        }
+        migrated += swapped
         report.swapSeconds = Self.seconds(ContinuousClock.now - swapStarted)
         report.finished = true
         report.rowsMigrated = migrated
@@ -255,10 +275,31 @@ public final class ColumnMigrator {
     }
 
     /// Phase 1: the shadow column(s), the record and the trigger, in one transaction.
+    /// Runs `body` (a transaction whose first lock is the table's exclusive one, taken with
+    /// `lock_timeout`) again while it times out: a request for `ACCESS EXCLUSIVE` that waits behind
+    /// a long query on the table queues every new statement on the table behind it, so it is
+    /// asked for a short while at a time.
+    func retryingExclusiveLock<R>(reporter: ProgressReporter, done: Int, _ body: () throws(ProxyError) -> R) throws(ProxyError) -> R {
+        var attempts = 0
+        while true {
+            do {
+                return try body()
+            } catch where error.sqlState == "55P03" && attempts < Self.swapAttempts && !stop.isSet {
+                attempts += 1
+                reporter.update(done: done, note: "waiting for an exclusive lock on \(table.name) (attempt \(attempts + 1) of "
+                                + "\(Self.swapAttempts + 1): other transactions hold it)", force: true)
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+    }
+
     func prepare(_ connection: EncryptedConnection, spec: EncryptedColumn) throws(ProxyError) {
         let shadowType = direction == .encrypt ? "bytea" : Self.sqlTypes(spec.type)[0]
         let indexed = direction == .encrypt && spec.search == .equality
         try connection.operationsTransaction { () throws(ProxyError) in
+            _ = try connection.operationsExecute("SET LOCAL lock_timeout = '\(Self.swapLockTimeoutMilliseconds)ms'")
+            _ = try connection.operationsExecute("LOCK TABLE \(quotedTable) IN ACCESS EXCLUSIVE MODE")
+            _ = try connection.operationsExecute("SET LOCAL lock_timeout = 0")
             _ = try connection.operationsExecute(ColumnMigration.ddl)
             _ = try connection.operationsExecute("ALTER TABLE \(quotedTable) ADD COLUMN IF NOT EXISTS \(q(shadow)) \(shadowType)")
             if indexed { _ = try connection.operationsExecute("ALTER TABLE \(quotedTable) ADD COLUMN IF NOT EXISTS \(q(shadowIndex)) bytea") }
@@ -414,19 +455,27 @@ public final class ColumnMigrator {
         let indexed = direction == .encrypt && spec.search == .equality
         if indexed {
             // Built before the lock, without blocking writes; the rename below carries it along.
+            // An index left invalid by an interrupted build is dropped and built again.
+            let index = objectName("bidx")
+            let invalid = try connection.operationsExecute("""
+                SELECT NOT i.indisvalid FROM pg_catalog.pg_index i
+                WHERE i.indexrelid = pg_catalog.to_regclass($1) AND i.indrelid = pg_catalog.to_regclass($2)
+                """, [.text("\(q(table.schema)).\(q(index))"), .text(quotedTable)]).string(row: 0, column: 0)
+            if invalid == "t" { _ = try connection.operationsExecute("DROP INDEX CONCURRENTLY IF EXISTS \(q(table.schema)).\(q(index))") }
             _ = try connection.operationsExecute("""
-                CREATE INDEX CONCURRENTLY IF NOT EXISTS \(q(String((table.name + "_" + column + "_mrkproxy_bidx").prefix(63))))
-                ON \(quotedTable) (\(q(shadowIndex)))
+                CREATE INDEX CONCURRENTLY IF NOT EXISTS \(q(index)) ON \(quotedTable) (\(q(shadowIndex)))
                 """)
         }
         var count = 0
         try connection.operationsTransaction { () throws(ProxyError) in
+            _ = try connection.operationsExecute("SET LOCAL lock_timeout = '\(Self.swapLockTimeoutMilliseconds)ms'")
             _ = try connection.operationsExecute("LOCK TABLE \(quotedTable) IN ACCESS EXCLUSIVE MODE")
+            _ = try connection.operationsExecute("SET LOCAL lock_timeout = 0")
             let remaining = try pendingRows(connection, spec: spec, key: key, after: nil, all: true)
             count = try write(connection, spec: spec, key: key, rows: remaining.rows, compareVersions: false)
             _ = try connection.operationsExecute("DROP TRIGGER IF EXISTS \(triggerName) ON \(quotedTable)")
             _ = try connection.operationsExecute("DROP FUNCTION IF EXISTS public.\(triggerName)()")
-            let sealedCheck = q(String((table.name + "_" + column + "_mrkproxy_sealed").prefix(63)))
+            let sealedCheck = q(objectName("sealed"))
             switch direction {
             case .encrypt:
                 _ = try connection.operationsExecute("ALTER TABLE \(quotedTable) DROP COLUMN \(q(column))")

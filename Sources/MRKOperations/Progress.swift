@@ -30,10 +30,12 @@ public final class ProgressReporter: @unchecked Sendable {
         guard force || now - lastPrint >= interval else { return }
         lastPrint = now
         let elapsed = max(Double((now - started).components.seconds) + Double((now - started).components.attoseconds) / 1e18, 0.001)
+        // Counts come from the database (a resumed run's record): total code, whatever they are.
+        let done = max(done, 0)
         let rate = Double(done) / elapsed
-        let fraction = total > 0 ? min(Double(done) / Double(total), 1) : 1
-        let remaining = rate > 0 && total > done ? Double(total - done) / rate : 0
-        let figures = "\(done.formatted())/\(total.formatted()) rows (\(Int(fraction * 100))%), \(Int(rate).formatted()) rows/s, ETA \(Self.duration(remaining))"
+        let fraction = total > 0 ? min(max(Double(done) / Double(total), 0), 1) : 1
+        let remaining = rate > 0 && total > done ? Double(total) / rate - Double(done) / rate : 0
+        let figures = "\(done.formatted())/\(total.formatted()) rows (\(Int(fraction * 100))%), \(Self.clamped(rate).formatted()) rows/s, ETA \(Self.duration(remaining))"
             + (note.map { ", \($0)" } ?? "")
         if terminal {
             let width = 30
@@ -51,8 +53,14 @@ public final class ProgressReporter: @unchecked Sendable {
         write((terminal ? "\r" + String(repeating: " ", count: lastLength) + "\r" : "") + "\(label): \(message)\n")
     }
 
+    /// `value` as an Int, clamped to 0…2⁵³ (NaN and infinities included).
+    static func clamped(_ value: Double) -> Int {
+        guard value.isFinite, value > 0 else { return 0 }
+        return Int(min(value, 9_007_199_254_740_992).rounded())
+    }
+
     static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
+        let s = clamped(seconds)
         return s >= 3600 ? "\(s / 3600) h \(s % 3600 / 60) min" : s >= 60 ? "\(s / 60) min \(s % 60) s" : "\(s) s"
     }
 }

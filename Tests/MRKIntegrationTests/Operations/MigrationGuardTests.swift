@@ -96,3 +96,31 @@ extension ProxyIntegration {
         }
     }
 }
+
+extension ProxyIntegration.MigrationGuard {
+    @Test("migrate asks for its exclusive locks (the first step, the swap) with a timeout and retries while a long transaction holds the table, instead of queueing every statement behind it")
+    func swapWaitsForTheLockPolitely() async throws {
+        let stack = try currentStack()
+        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 500)
+        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+        // A reader holding the table for ~5 s (ACCESS SHARE until its transaction ends).
+        let reader = try PostgresConnection(stack.databaseURL(replica: false))
+        try reader.execute("BEGIN")
+        try reader.execute("SELECT count(*) FROM \(table)")
+        let other = try PostgresConnection(stack.databaseURL(replica: false))
+        let migration = Task {
+            try await CLITests.run(["migrate", "encrypt", "--config", file.path, "--table", "public.\(table)", "--column", "dob"],
+                                   environment: Self.environment)
+        }
+        // While the swap retries, other statements on the table still run (between its attempts).
+        try await Task.sleep(for: .seconds(3))
+        #expect(try other.execute("SELECT count(*) FROM \(table)").string(row: 0, column: 0) == "500")
+        try await Task.sleep(for: .seconds(2))
+        try reader.execute("COMMIT")
+        let (status, _, err) = try await migration.value
+        #expect(status == 0, "\(err)")
+        #expect(err.contains("waiting for an exclusive lock"), "\(err)")
+        #expect(try other.execute("SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'dob'",
+                                  [.text(table)]).string(row: 0, column: 0) == "bytea")
+    }
+}
