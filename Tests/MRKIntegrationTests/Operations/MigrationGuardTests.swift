@@ -124,3 +124,36 @@ extension ProxyIntegration.MigrationGuard {
                                   [.text(table)]).string(row: 0, column: 0) == "bytea")
     }
 }
+
+extension ProxyIntegration.MigrationGuard {
+    @Test("--max-lag: while the replica's replay is paused (its lag grows), migrate waits and says so; once replay resumes it finishes")
+    func throttledByReplicaLag() async throws {
+        let stack = try currentStack()
+        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 3_000)
+        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+        let primary = try PostgresConnection(stack.databaseURL(replica: false))
+        let replica = try PostgresConnection(stack.databaseURL(replica: true))
+        try replica.execute("SELECT pg_catalog.pg_wal_replay_pause()")
+        var resumed = false
+        defer { if !resumed { _ = try? replica.execute("SELECT pg_catalog.pg_wal_replay_resume()") } }
+        // WAL the paused replica does not replay: its replay lag grows from here.
+        try primary.execute("CREATE TABLE \(table)_lag (n int)")
+        try await Task.sleep(for: .seconds(2))
+        let migration = Task {
+            try await CLITests.run(["migrate", "encrypt", "--config", file.path, "--table", "public.\(table)", "--column", "dob",
+                                    "--batch", "500", "--max-lag", "1s"], environment: Self.environment)
+        }
+        try await Task.sleep(for: .seconds(3))
+        let done = Int(try primary.execute("SELECT coalesce(max(rows_done), 0) FROM public.mrkproxy_migrations WHERE table_name = $1",
+                                           [.text(table)]).string(row: 0, column: 0) ?? "") ?? -1
+        #expect(done < 3_000, "the backfill did not wait for the replica (\(done) rows done)")
+        try replica.execute("SELECT pg_catalog.pg_wal_replay_resume()")
+        resumed = true
+        let (status, out, err) = try await migration.value
+        #expect(status == 0, "\(out)\(err)")
+        #expect(err.contains("waiting: a replica is"), "\(err)")
+        let type = try primary.execute("SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'dob'",
+                                       [.text(table)]).string(row: 0, column: 0)
+        #expect(type == "bytea")
+    }
+}
