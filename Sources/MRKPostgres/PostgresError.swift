@@ -4,10 +4,10 @@
 /// separately because it may quote column values (for an encrypted column: ciphertext); callers that
 /// surface errors to users should decide whether to show it. `description` never includes it.
 public struct PostgresError: Error, Sendable, CustomStringConvertible {
-    /// What kind of failure; extensible.
+    /// What kind of failure: a closed set outside this package.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         public let name: String
-        public init(_ name: String) { self.name = name }
+        package init(_ name: String) { self.name = name }
         public var description: String { name }
 
         /// Could not connect (libpq's message says why).

@@ -2,10 +2,10 @@ internal import COpenSSL
 
 /// An error from a cryptographic operation. It never carries key bytes or plaintext.
 public struct CryptoError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// What went wrong; extensible.
+    /// What went wrong: a closed set outside this package.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         public let name: String
-        public init(_ name: String) { self.name = name }
+        package init(_ name: String) { self.name = name }
         public var description: String { name }
 
         /// Authentication failed: wrong key, wrong associated data, or tampered ciphertext.
