@@ -68,11 +68,15 @@ extension EncryptedConnection {
         }
     }
 
-    /// The wire proxy's form of the guard: its results are pulled after this returns, so it
-    /// cannot wrap them in a transaction of its own. In the client's transaction it takes the lock
-    /// (held to the transaction's end) and checks; outside one it checks only, which catches any
-    /// swap that happened before the statement but not one in the milliseconds between the check
-    /// and the statement.
+    /// Whether `statement` must run in a transaction for the migration guard (the wire proxy
+    /// opens one around it when the client has none: its results are pulled after `wireStart`).
+    package func wireNeedsMigrationGuard(_ statement: WireStatement) -> Bool {
+        statement.plan.tables.contains { database.migratingTables.contains($0) }
+    }
+
+    /// The wire proxy's form of the guard: in a transaction (the client's, or the one the session
+    /// opened because `wireNeedsMigrationGuard`) it takes the lock, held to the transaction's end,
+    /// and checks; outside one it checks only.
     func wireMigrationCheck(_ plan: StatementPlan) throws(ProxyError) {
         let guarded = plan.tables.filter { database.migratingTables.contains($0) }
         guard !guarded.isEmpty else { return }

@@ -358,16 +358,34 @@ final class WireSession: @unchecked Sendable {
                 try await loadCopy(copy)
                 return
             }
-            let planned: Result<WireStatement, ProxyError> = Result { () throws(ProxyError) in try connection.wirePlan(sql, parameterCount: 0) }
-            let statement: WireStatement
-            switch planned {
-            case .success(let plan): statement = plan
-            case .failure(let error):
-                guard error.refusalCode == "multipleStatements" else { throw error }
-                try await runScript(sql)
-                return
+            for attempt in 0..<2 {
+                let planned: Result<WireStatement, ProxyError> = Result { () throws(ProxyError) in try connection.wirePlan(sql, parameterCount: 0) }
+                let statement: WireStatement
+                switch planned {
+                case .success(let plan): statement = plan
+                case .failure(let error):
+                    guard error.refusalCode == "multipleStatements" else { throw error }
+                    try await runScript(sql)
+                    return
+                }
+                // A table with a `migrating: true` column: in a transaction, so that the migration
+                // guard's lock is held while the results are pulled.
+                let guarded = connection.wireNeedsMigrationGuard(statement) && connection.wireTransactionStatus == .idle
+                if guarded { try connection.wireCommand("BEGIN") }
+                do {
+                    try await run(statement, simple: true, parameters: nil, values: [], formats: [], describe: true, maxRows: 0, portal: nil)
+                    if guarded {
+                        guard try connection.wireCommand("COMMIT") == "COMMIT" else { throw ProxyError.rollback("the statement was rolled back") }
+                    }
+                    return
+                } catch let error as ProxyError where error.stalePlan && guarded && attempt == 0 {
+                    // Planned before a migration's swap, refused before anything was sent: planned again.
+                    _ = try? connection.wireCommand("ROLLBACK")
+                } catch {
+                    if guarded { _ = try? connection.wireCommand("ROLLBACK") }
+                    throw error
+                }
             }
-            try await run(statement, simple: true, parameters: nil, values: [], formats: [], describe: true, maxRows: 0, portal: nil)
         } catch {
             writeError(error)
         }
@@ -551,8 +569,11 @@ final class WireSession: @unchecked Sendable {
             return
         }
         guard let statement = portal.client.statement else { return }
-        if !implicitTransaction && connection.wireTransactionStatus == .idle && anotherExecuteQueued() {
-            // Several Executes before a Sync run as one implicit transaction, as on the server.
+        if !implicitTransaction && connection.wireTransactionStatus == .idle
+            && (anotherExecuteQueued() || connection.wireNeedsMigrationGuard(statement)) {
+            // Several Executes before a Sync run as one implicit transaction, as on the server;
+            // so does one on a table with a `migrating: true` column (the migration guard's lock
+            // is then held until Sync).
             try connection.wireCommand("BEGIN")
             implicitTransaction = true
         }

@@ -4,6 +4,7 @@ import Foundation
 import MRKPostgres
 @testable import MRKProxy
 import MRKSQL
+import MRKWire
 import Testing
 
 extension ProxyIntegration {
@@ -155,5 +156,52 @@ extension ProxyIntegration.MigrationGuard {
         let type = try primary.execute("SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'dob'",
                                        [.text(table)]).string(row: 0, column: 0)
         #expect(type == "bytea")
+    }
+}
+
+extension ProxyIntegration.MigrationGuard {
+    @Test("through mrkproxy serve, one client session across migrations' swaps (simple and extended protocol, libpq): a simple query is planned again, an extended one bound under the old plan is refused as retryable (MK005), then reads decrypt, searches match, writes seal")
+    func wireSessionAcrossTheSwap() async throws {
+        let stack = try currentStack()
+        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 1_000)
+        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+        let configuration = try ProxyConfiguration.load(path: file.path)
+        let database = try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+        var settings = ProxyConfiguration.WireProxy()
+        settings.listen = "127.0.0.1:0"
+        settings.trust = true
+        let server = try WireServer(database: database, configuration: .init(settings: settings))
+        let (port, _) = try await server.start()
+        do {
+            let client = try PostgresConnection("host=127.0.0.1 port=\(port) user=app dbname=app sslmode=disable")
+            let read = "SELECT id, ssn FROM \(table) WHERE id = $1"
+            let search = "SELECT id FROM \(table) WHERE ssn = $1"
+            #expect(try client.execute(read, [.text("5")]).string(row: 0, column: 1) == "SSN-5")
+            #expect(try client.execute(search, [.text("SSN-6")]).string(row: 0, column: 0) == "6")
+            #expect(try client.executeScript("SELECT id, ssn FROM \(table) WHERE id = 9").string(row: 0, column: 1) == "SSN-9")
+
+            try await Self.migrate("encrypt", file, table, "ssn")
+
+            // A simple query planned before the swap is planned again by the proxy; an extended
+            // one whose parameters were already bound under the old plan is refused with the
+            // retryable SQLSTATE MK005 before anything is sent, and the client's retry works.
+            #expect(try client.executeScript("SELECT id, ssn FROM \(table) WHERE id = 9").string(row: 0, column: 1) == "SSN-9")
+            try await Self.migrate("decrypt", file, table, "ssn")
+            let stale = #expect(throws: PostgresError.self) { try client.execute(read, [.text("5")]) }
+            #expect(stale?.sqlState == "MK005", "\(String(describing: stale))")
+            try await Self.migrate("encrypt", file, table, "ssn")
+            _ = try? client.execute(read, [.text("5")])
+            #expect(try client.execute(read, [.text("5")]).string(row: 0, column: 1) == "SSN-5")
+            #expect(try client.execute(search, [.text("SSN-6")]).string(row: 0, column: 0) == "6")
+            try client.execute("UPDATE \(table) SET ssn = $1 WHERE id = $2", [.text("W-7"), .text("7")])
+            let admin = try PostgresConnection(stack.databaseURL(replica: false))
+            #expect(try admin.execute("SELECT pg_catalog.get_byte(ssn, 0) FROM \(table) WHERE id = 7").string(row: 0, column: 0) == "1")
+            #expect(try client.execute(read, [.text("7")]).string(row: 0, column: 1) == "W-7")
+            #expect(client.transactionStatus == .idle, "the guard's transactions are closed before ReadyForQuery")
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+        await server.shutdown()
     }
 }
