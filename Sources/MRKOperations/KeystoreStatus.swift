@@ -111,10 +111,16 @@ public enum KeystoreStatus {
         let connection = try database.connect()
         if try connection.operationsExecute("SELECT pg_catalog.to_regclass('public.mrkproxy_migrations') IS NOT NULL").string(row: 0, column: 0) == "t" {
             let running = try connection.operationsExecute("""
-                SELECT table_schema || '.' || table_name || '.' || column_name FROM public.mrkproxy_migrations WHERE phase <> 'done' ORDER BY 1
+                SELECT table_schema, table_name, column_name FROM public.mrkproxy_migrations WHERE phase <> 'done' ORDER BY 1, 2, 3
                 """)
-            if running.rowCount > 0 {
-                let names = (0..<running.rowCount).compactMap { running.string(row: $0, column: 0) }.joined(separator: ", ")
+            // Of the configured tables (other tables in the database are not this keyspace's).
+            let names = (0..<running.rowCount).compactMap { row -> String? in
+                guard let schema = running.string(row: row, column: 0), let name = running.string(row: row, column: 1),
+                      let column = running.string(row: row, column: 2),
+                      database.configuration.tables[QualifiedName(schema: schema, name: name)]?.columns[column] != nil else { return nil }
+                return "\(schema).\(name).\(column)"
+            }.joined(separator: ", ")
+            if !names.isEmpty {
                 throw ProxyError(.keystore, "a migration is in progress (\(names)): its shadow values are not counted; retire after `mrkproxy migrate` finishes")
             }
         }

@@ -82,7 +82,27 @@ struct Catalog: Sendable {
     /// - Throws: `.schemaMismatch` naming the table/column, what is wrong and (when known) where
     ///   the configuration says otherwise.
     static func load(from connection: PostgresConnection, configuration: ProxyConfiguration, region: String) throws(ProxyError) -> Catalog {
+        // One snapshot for the migration records and the columns: read across a migration's swap
+        // in two, they could disagree (a record saying plaintext beside the swapped-in bytea).
+        let own = connection.transactionStatus == .idle
+        if own {
+            do { try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") } catch {
+                throw ProxyError(.database, "reading the \(region) catalog failed: \(error)")
+            }
+        }
+        do {
+            let catalog = try loadInSnapshot(from: connection, configuration: configuration, region: region)
+            if own { _ = try? connection.execute("COMMIT") }
+            return catalog
+        } catch {
+            if own { _ = try? connection.execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    private static func loadInSnapshot(from connection: PostgresConnection, configuration: ProxyConfiguration, region: String) throws(ProxyError) -> Catalog {
         var result: [QualifiedName: Table] = [:]
+        var contradicted: Set<String> = []
         let migrations = try ColumnMigration.load(from: connection, region: region)
         var pending: [QualifiedName: [String: ColumnMigration]] = [:]
         for spec in configuration.tables.values.sorted(by: { "\($0.name)" < "\($1.name)" }) {
@@ -115,8 +135,11 @@ struct Catalog: Sendable {
                 let recorded = migrations[spec.name]?[column.name]
                 if column.migrating {
                     // Plaintext is allowed here by the configuration: the column is plain while a
-                    // migration says so, or (none recorded yet) while its type is not bytea.
-                    if recorded?.isPlaintext ?? (found.type != "bytea") {
+                    // migration says so, or (none recorded yet) while its type is not bytea. A
+                    // record saying plaintext beside a bytea column is not believed (ciphertext).
+                    if recorded?.isPlaintext == true && found.type == "bytea" {
+                        contradicted.insert("\(spec.name)/\(column.name)")
+                    } else if recorded?.isPlaintext ?? (found.type != "bytea") {
                         if recorded == nil { pending[spec.name, default: [:]][column.name] = ColumnMigration(direction: .encrypt, phase: .backfill) }
                         continue
                     }
@@ -156,7 +179,7 @@ struct Catalog: Sendable {
         // Recorded migrations count only for columns whose configuration allows plaintext.
         for (name, columns) in migrations {
             guard let spec = configuration.tables[name] else { continue }
-            for (column, migration) in columns where spec.columns[column]?.migrating == true {
+            for (column, migration) in columns where spec.columns[column]?.migrating == true && !contradicted.contains("\(name)/\(column)") {
                 pending[name, default: [:]][column] = migration
             }
         }

@@ -205,3 +205,21 @@ extension ProxyIntegration.MigrationGuard {
         await server.shutdown()
     }
 }
+
+extension ProxyIntegration.MigrationGuard {
+    @Test("a migration record saying plaintext beside a bytea column (a DB admin's forgery, or two snapshots across a swap) is not believed: the column is read as ciphertext")
+    func contradictedRecordIsNotBelieved() async throws {
+        let stack = try currentStack()
+        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 100)
+        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+        try await Self.migrate("encrypt", file, table, "ssn")
+        let admin = try PostgresConnection(stack.databaseURL(replica: false))
+        try admin.execute("UPDATE public.mrkproxy_migrations SET phase = 'backfill' WHERE table_name = $1 AND column_name = 'ssn'", [.text(table)])
+        let configuration = try ProxyConfiguration.load(path: file.path)
+        let database = try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+        let connection = try database.connect()
+        #expect(try connection.query("SELECT id, ssn FROM \(table) WHERE id = 5").rows.first?.string("ssn") == "SSN-5")
+        #expect(try connection.query("SELECT id FROM \(table) WHERE ssn = $1", [.text("SSN-6")]).rows.map { $0.int("id") } == [6])
+        try admin.execute("UPDATE public.mrkproxy_migrations SET phase = 'done' WHERE table_name = $1 AND column_name = 'ssn'", [.text(table)])
+    }
+}
