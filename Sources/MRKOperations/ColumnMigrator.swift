@@ -284,7 +284,7 @@ public final class ColumnMigrator {
         while true {
             do {
                 return try body()
-            } catch where error.sqlState == "55P03" && attempts < Self.swapAttempts && !stop.isSet {
+            } catch where (error.sqlState == "55P03" || error.sqlState == "40P01") && attempts < Self.swapAttempts && !stop.isSet {
                 attempts += 1
                 reporter.update(done: done, note: "waiting for an exclusive lock on \(table.name) (attempt \(attempts + 1) of "
                                 + "\(Self.swapAttempts + 1): other transactions hold it)", force: true)

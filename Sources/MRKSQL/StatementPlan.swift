@@ -35,7 +35,7 @@ package struct StatementPlan: Sendable, CustomStringConvertible {
 
     /// A plan that stands for a statement the SQL analysis does not plan (a COPY), naming its tables.
     package static func probe(tables: [QualifiedName]) -> StatementPlan {
-        var plan = StatementPlan(sql: "", parameters: [], kind: .other, touchesEncryptedColumns: false, isWrite: true, postFilters: [],
+        var plan = StatementPlan(sql: "", parameters: [], kind: .insert, touchesEncryptedColumns: false, isWrite: true, postFilters: [],
                                  hiddenTrailingColumns: 0, result: ResultShape(segments: [.plainStar]))
         plan.tables = tables
         return plan

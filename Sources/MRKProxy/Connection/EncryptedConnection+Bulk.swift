@@ -88,15 +88,14 @@ package final class CopyLoader {
         self.connection = connection
         // Which columns are sealed follows the analysis in force (a column a migration has not
         // encrypted yet is plain); on a table with a `migrating: true` column, the COPY runs in a
-        // transaction holding ACCESS SHARE on it, planned after the columns were checked, so a
-        // migration's swap cannot happen under it.
+        // transaction holding ACCESS SHARE on it (the guard's probe), planned after the columns
+        // were checked, so a migration's swap cannot happen under it.
         let configured = try CopyPlan(table: table, columns: columns, schema: connection.database.configuration.schema)
         var ownTransaction = false
         if connection.database.migratingTables.contains(configured.table) {
             ownTransaction = connection.connection.transactionStatus == .idle
             do {
                 if ownTransaction { try connection.run { try connection.connection.execute("BEGIN") } }
-                try connection.run { try connection.connection.execute("LOCK TABLE \(configured.table) IN ACCESS SHARE MODE") }
                 var probe = StatementPlan.probe(tables: [configured.table])
                 probe.schemaVersion = -1
                 do {

@@ -281,10 +281,13 @@ final class WireSession: @unchecked Sendable {
             }
             reportParameterChanges()
         case .sync:
+            // An error since the last Sync (the server's, or one the proxy raised itself, e.g. a
+            // value refused at Bind) fails the implicit transaction as a whole, as on the server.
+            let errored = skippingToSync
             skippingToSync = false
             if implicitTransaction {
                 implicitTransaction = false
-                let failed = connection.wireTransactionStatus == .failedTransaction
+                let failed = errored || connection.wireTransactionStatus == .failedTransaction
                 do {
                     let tag = try connection.wireCommand(failed ? "ROLLBACK" : "COMMIT")
                     if !failed && tag != "COMMIT" { throw ProxyError.rollback("the batch was rolled back") }

@@ -223,3 +223,26 @@ extension ProxyIntegration.MigrationGuard {
         try admin.execute("UPDATE public.mrkproxy_migrations SET phase = 'done' WHERE table_name = $1 AND column_name = 'ssn'", [.text(table)])
     }
 }
+
+extension ProxyIntegration.MigrationGuard {
+    @Test("the guard needs no privilege beyond the statement's own: a role that may only INSERT into a table with a migrating: true column inserts")
+    func guardWithAnInsertOnlyRole() async throws {
+        let stack = try currentStack()
+        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 10)
+        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+        let admin = try PostgresConnection(stack.databaseURL(replica: false))
+        let role = "ins_\(table)"
+        try admin.executeScript(ColumnMigration.ddl)
+        try admin.executeScript("""
+            CREATE ROLE \(role) LOGIN;
+            GRANT SELECT ON public.mrkproxy_keystore, public.mrkproxy_migrations TO \(role);
+            GRANT INSERT ON \(table) TO \(role);
+            """)
+        let yaml = try String(contentsOf: file, encoding: .utf8).replacingOccurrences(of: "postgres@", with: "\(role)@")
+        let configuration = try ProxyConfiguration.parse(yaml, source: file.path)
+        let database = try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+        #expect(try database.connect().execute("INSERT INTO \(table) (id, name, ssn, dob) VALUES ($1, 'x', $2, $3)",
+                                               [.int(5_001), .text("SSN-5001"), .text("2000-01-02")]) == 1)
+        #expect(try admin.execute("SELECT ssn FROM \(table) WHERE id = 5001").string(row: 0, column: 0) == "SSN-5001", "still plaintext: not migrated yet")
+    }
+}
