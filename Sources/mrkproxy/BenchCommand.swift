@@ -58,14 +58,10 @@ struct BenchCommand: AsyncParsableCommand {
             try await runMigrate(quiet: quiet)
             return
         }
-        let benchmark = ProxyBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: rows, pgcryptoRows: pgcryptoRows, streamRows: streamRows) { line in
-            if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) }
-        }
+        let benchmark = ProxyBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: rows, pgcryptoRows: pgcryptoRows, streamRows: streamRows, progress: Self.progress(quiet: quiet))
         let report = try await benchmark.run()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try JSONOutput.print(report)
             return
         }
         func f(_ value: Double) -> String { String(format: "%.0f", value) }
@@ -86,16 +82,17 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 extension BenchCommand {
+    /// Where a benchmark's progress lines go: standard error, unless quiet.
+    static func progress(quiet: Bool) -> @Sendable (String) -> Void {
+        { line in if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) } }
+    }
+
     func runMigrate(quiet: Bool) async throws {
         guard migrateRows > 0, batch > 0 else { throw ValidationError("--migrate-rows and --batch must be positive") }
-        let benchmark = MigrationBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: migrateRows, batch: batch) { line in
-            if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) }
-        }
+        let benchmark = MigrationBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), rows: migrateRows, batch: batch, progress: Self.progress(quiet: quiet))
         let report = try await benchmark.run()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try JSONOutput.print(report)
             return
         }
         func f(_ value: Double) -> String { Int(value).formatted() }
@@ -110,14 +107,10 @@ extension BenchCommand {
 
     func runProxy(quiet: Bool) async throws {
         guard seconds > 0, clients > 0, accounts > 0 else { throw ValidationError("--seconds, --clients and --accounts must be positive") }
-        let benchmark = WireBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), seconds: seconds, clients: clients, accounts: accounts) { line in
-            if !quiet { FileHandle.standardError.write(Data(("… " + line + "\n").utf8)) }
-        }
+        let benchmark = WireBenchmark(sqlDirectory: try SQLDirectory.locate(sqlDirectory), seconds: seconds, clients: clients, accounts: accounts, progress: Self.progress(quiet: quiet))
         let report = try await benchmark.run()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try JSONOutput.print(report)
             return
         }
         func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }

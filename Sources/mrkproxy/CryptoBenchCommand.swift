@@ -34,9 +34,7 @@ struct CryptoBenchCommand: AsyncParsableCommand {
             }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try JSONOutput.print(report)
             return
         }
         func f(_ value: Double) -> String { String(format: "%.2f", value) }

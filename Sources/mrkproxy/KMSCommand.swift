@@ -53,12 +53,6 @@ struct KMSCommand: AsyncParsableCommand {
         var auditLog: String?
     }
 
-    static func printJSON(_ value: some Encodable) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
-    }
-
     static func readPolicy(_ path: String?) throws -> String? {
         guard let path else { return nil }
         do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
@@ -144,14 +138,14 @@ struct KMSCommand: AsyncParsableCommand {
         func run() async throws {
             let policy = try KMSCommand.readPolicy(policyFile)
             if let client = target.client(region: region) {
-                try KMSCommand.printJSON(DescribeKeyResponse(keyMetadata: try await client.createKey(
+                try JSONOutput.print(DescribeKeyResponse(keyMetadata: try await client.createKey(
                     description: description, multiRegion: multiRegion, policy: policy)))
                 return
             }
             let kms = try target.local(region: region)
             let metadata = try kms.createKey(description: description, multiRegion: multiRegion, policy: policy)
             if let alias { try kms.createAlias(aliasName: alias, targetKeyId: metadata.keyId) }
-            try KMSCommand.printJSON(DescribeKeyResponse(keyMetadata: metadata))
+            try JSONOutput.print(DescribeKeyResponse(keyMetadata: metadata))
         }
     }
 
@@ -173,14 +167,14 @@ struct KMSCommand: AsyncParsableCommand {
         func run() async throws {
             let policy = try KMSCommand.readPolicy(policyFile)
             if let client = target.client(region: region) {
-                try KMSCommand.printJSON(DescribeKeyResponse(keyMetadata: try await client.replicateKey(
+                try JSONOutput.print(DescribeKeyResponse(keyMetadata: try await client.replicateKey(
                     keyId: keyId, replicaRegion: replicaRegion, description: description, policy: policy)))
                 return
             }
             let kms = try target.local(region: region)
             let metadata = try kms.replicateKey(keyId: keyId, replicaRegion: replicaRegion, description: description, policy: policy)
             if let alias { try kms.inRegion(replicaRegion).createAlias(aliasName: alias, targetKeyId: metadata.keyId) }
-            try KMSCommand.printJSON(DescribeKeyResponse(keyMetadata: metadata))
+            try JSONOutput.print(DescribeKeyResponse(keyMetadata: metadata))
         }
     }
 
@@ -194,9 +188,9 @@ struct KMSCommand: AsyncParsableCommand {
         func run() async throws {
             let request = DescribeKeyRequest(keyId: keyId)
             if let client = target.client(region: region) {
-                try KMSCommand.printJSON(try await client.describeKey(request))
+                try JSONOutput.print(try await client.describeKey(request))
             } else {
-                try KMSCommand.printJSON(try await target.local(region: region).describeKey(request))
+                try JSONOutput.print(try await target.local(region: region).describeKey(request))
             }
         }
     }

@@ -65,9 +65,7 @@ extension KeystoreCommand {
             let database = try await KeystoreAdmin.database(config: config, region: region)
             let report = try KeystoreStatus.report(database)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try JSONOutput.print(report)
                 return
             }
             KeystoreAdmin.printStatus(report)

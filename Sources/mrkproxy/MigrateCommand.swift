@@ -37,7 +37,7 @@ struct MigrateCommand: AsyncParsableCommand {
             let stop = OperationsCLI.stopOnSignals()
             let migrator = ColumnMigrator(database: database, table: name, column: column, direction: direction, options: migration, stop: stop)
             let report = try migrator.run()
-            if json { try OperationsCLI.printJSON(report) }
+            if json { try JSONOutput.print(report) }
             if report.alreadyDone {
                 FileHandle.standardError.write(Data("\(name).\(column) is already \(direction == .encrypt ? "encrypted" : "decrypted"): nothing to do\n".utf8))
             }
@@ -98,7 +98,7 @@ struct ReencryptCommand: AsyncParsableCommand {
         options.table = try table.map(OperationsCLI.qualifiedName)
         options.column = column
         let report = try Reencryptor(database: database, options: options, stop: OperationsCLI.stopOnSignals()).run()
-        if json { try OperationsCLI.printJSON(report) }
+        if json { try JSONOutput.print(report) }
         if !report.finished { throw ExitCode(3) }
     }
 }
@@ -127,11 +127,6 @@ enum OperationsCLI {
 
     nonisolated(unsafe) static var retained: [any DispatchSourceSignal] = []
 
-    static func printJSON(_ value: some Encodable) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
-    }
 }
 
 extension Duration {

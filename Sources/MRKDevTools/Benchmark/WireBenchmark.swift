@@ -51,15 +51,7 @@ public struct WireBenchmark: Sendable {
 
     public func run() async throws -> Report {
         progress("starting primary + replica and the local KMS…")
-        let stack = try await LocalStack.start(configuration: LocalStack.Configuration(sqlDirectory: sqlDirectory))
-        do {
-            let report = try await measure(stack)
-            await stack.stop()
-            return report
-        } catch {
-            await stack.stop()
-            throw error
-        }
+        return try await LocalStack.with(configuration: LocalStack.Configuration(sqlDirectory: sqlDirectory)) { try await measure($0) }
     }
 
     private func measure(_ stack: LocalStack) async throws -> Report {

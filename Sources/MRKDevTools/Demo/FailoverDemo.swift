@@ -46,15 +46,7 @@ public struct FailoverDemo: Sendable {
         print("1. Starting a PostgreSQL primary (\(Self.east)), its streaming replica (\(Self.south)) and the embedded KMS…")
         var configuration = LocalStack.Configuration(sqlDirectory: sqlDirectory)
         configuration.database = "failover_demo"
-        let stack = try await LocalStack.start(configuration: configuration)
-        var report: Report
-        do {
-            report = try await story(stack)
-        } catch {
-            await stack.stop()
-            throw error
-        }
-        await stack.stop()
+        var report = try await LocalStack.with(configuration: configuration) { try await story($0) }
         report.seconds = Double((ContinuousClock.now - started).components.seconds)
         print("\nCleaned up: servers stopped, temporary files removed.")
         return report

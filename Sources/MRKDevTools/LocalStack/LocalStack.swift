@@ -120,6 +120,19 @@ public final class LocalStack: Sendable {
         _ = try? PostgresConnection(cluster.primaryURL).execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
 
+    /// Starts a stack, runs `body` with it, and stops it whether `body` returns or throws.
+    public static func with<R: Sendable>(configuration: Configuration, _ body: (LocalStack) async throws -> R) async throws -> R {
+        let stack = try await start(configuration: configuration)
+        do {
+            let result = try await body(stack)
+            await stack.stop()
+            return result
+        } catch {
+            await stack.stop()
+            throw error
+        }
+    }
+
     /// Stops the KMS server and the databases and deletes their files.
     public func stop() async {
         await stopOnce.run { [self] in

@@ -5,7 +5,7 @@ extension EncryptedConnection {
     /// The configured tables `plan` names that have a `migrating: true` column; none for
     /// statements other than queries and DML (VACUUM and the like cannot run in a transaction).
     func migrationGuarded(_ plan: StatementPlan) -> [QualifiedName] {
-        guard plan.kindName != "other" else { return [] }
+        guard !database.migratingTables.isEmpty, plan.kindName != "other" else { return [] }
         return plan.tables.filter { database.migratingTables.contains($0) }
     }
 

@@ -30,14 +30,7 @@ import Testing
     func failoverRunbook() async throws {
         var stackConfiguration = LocalStack.Configuration(sqlDirectory: CLITests.repo.appendingPathComponent("sql"))
         stackConfiguration.database = "failover"
-        let stack = try await LocalStack.start(configuration: stackConfiguration)
-        do {
-            try await runbook(stack)
-        } catch {
-            await stack.stop()
-            throw error
-        }
-        await stack.stop()
+        try await LocalStack.with(configuration: stackConfiguration) { try await runbook($0) }
     }
 
     func runbook(_ stack: LocalStack) async throws {

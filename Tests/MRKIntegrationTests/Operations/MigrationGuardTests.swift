@@ -23,10 +23,8 @@ extension ProxyIntegration {
         @Test("statements planned before migrate encrypt's swap and run after it: reads decrypt, searches match, writes seal; a prepared statement is refused as stale; and the same after migrate decrypt")
         func stalePlansAcrossTheSwap() async throws {
             let stack = try currentStack()
-            let (table, file) = try Migration.plaintextTable(stack, rows: 2_000)
-            _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
-            let configuration = try ProxyConfiguration.load(path: file.path)
-            let database = try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+            let (table, file) = try await ProxyIntegration.Migration.initializedTable(stack, rows: 2_000)
+            let (_, database) = try await ProxyIntegration.Migration.openApp(stack, file)
             let connection = try database.connect()
             let admin = try PostgresConnection(stack.databaseURL(replica: false))
             let read = "SELECT id, ssn FROM \(table) WHERE id = $1"
@@ -77,8 +75,7 @@ extension ProxyIntegration {
                       amount: { type: numeric, migrating: true }
                 """).write(to: file, atomically: true, encoding: .utf8)
             _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
-            let configuration = try ProxyConfiguration.load(path: file.path)
-            let database = try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+            let (configuration, database) = try await ProxyIntegration.Migration.openApp(stack, file)
             let name = QualifiedName(schema: "public", name: table)
             let spec = try #require(configuration.tables[name]?.columns["doc"])
             let connection = try database.connect()
@@ -102,8 +99,7 @@ extension ProxyIntegration.MigrationGuard {
     @Test("migrate asks for its exclusive locks (the first step, the swap) with a timeout and retries while a long transaction holds the table, instead of queueing every statement behind it")
     func swapWaitsForTheLockPolitely() async throws {
         let stack = try currentStack()
-        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 500)
-        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+        let (table, file) = try await ProxyIntegration.Migration.initializedTable(stack, rows: 500)
         // A reader holding the table for ~5 s (ACCESS SHARE until its transaction ends).
         let reader = try PostgresConnection(stack.databaseURL(replica: false))
         try reader.execute("BEGIN")
@@ -130,8 +126,7 @@ extension ProxyIntegration.MigrationGuard {
     @Test("--max-lag: while the replica's replay is paused (its lag grows), migrate waits and says so; once replay resumes it finishes")
     func throttledByReplicaLag() async throws {
         let stack = try currentStack()
-        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 3_000)
-        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+        let (table, file) = try await ProxyIntegration.Migration.initializedTable(stack, rows: 3_000)
         let primary = try PostgresConnection(stack.databaseURL(replica: false))
         let replica = try PostgresConnection(stack.databaseURL(replica: true))
         try replica.execute("SELECT pg_catalog.pg_wal_replay_pause()")
@@ -163,10 +158,8 @@ extension ProxyIntegration.MigrationGuard {
     @Test("through mrkproxy serve, one client session across migrations' swaps (simple and extended protocol, libpq): a simple query is planned again, an extended one bound under the old plan is refused as retryable (MK005), then reads decrypt, searches match, writes seal")
     func wireSessionAcrossTheSwap() async throws {
         let stack = try currentStack()
-        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 1_000)
-        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
-        let configuration = try ProxyConfiguration.load(path: file.path)
-        let database = try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+        let (table, file) = try await ProxyIntegration.Migration.initializedTable(stack, rows: 1_000)
+        let (_, database) = try await ProxyIntegration.Migration.openApp(stack, file)
         var settings = ProxyConfiguration.WireProxy()
         settings.listen = "127.0.0.1:0"
         settings.trust = true
@@ -210,13 +203,11 @@ extension ProxyIntegration.MigrationGuard {
     @Test("a migration record saying plaintext beside a bytea column (a DB admin's forgery, or two snapshots across a swap) is not believed: the column is read as ciphertext")
     func contradictedRecordIsNotBelieved() async throws {
         let stack = try currentStack()
-        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 100)
-        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+        let (table, file) = try await ProxyIntegration.Migration.initializedTable(stack, rows: 100)
         try await Self.migrate("encrypt", file, table, "ssn")
         let admin = try PostgresConnection(stack.databaseURL(replica: false))
         try admin.execute("UPDATE public.mrkproxy_migrations SET phase = 'backfill' WHERE table_name = $1 AND column_name = 'ssn'", [.text(table)])
-        let configuration = try ProxyConfiguration.load(path: file.path)
-        let database = try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1"))
+        let (_, database) = try await ProxyIntegration.Migration.openApp(stack, file)
         let connection = try database.connect()
         #expect(try connection.query("SELECT id, ssn FROM \(table) WHERE id = 5").rows.first?.string("ssn") == "SSN-5")
         #expect(try connection.query("SELECT id FROM \(table) WHERE ssn = $1", [.text("SSN-6")]).rows.map { $0.int("id") } == [6])
@@ -228,8 +219,7 @@ extension ProxyIntegration.MigrationGuard {
     @Test("the guard needs no privilege beyond the statement's own: a role that may only INSERT into a table with a migrating: true column inserts")
     func guardWithAnInsertOnlyRole() async throws {
         let stack = try currentStack()
-        let (table, file) = try ProxyIntegration.Migration.plaintextTable(stack, rows: 10)
-        _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+        let (table, file) = try await ProxyIntegration.Migration.initializedTable(stack, rows: 10)
         let admin = try PostgresConnection(stack.databaseURL(replica: false))
         let role = "ins_\(table)"
         try admin.executeScript(ColumnMigration.ddl)

@@ -14,6 +14,20 @@ extension ProxyIntegration {
         static let environment = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
 
         /// A table of `rows` plaintext customers and a configuration describing ssn and dob as encrypted.
+        /// `plaintextTable` with its keyspace made (`mrkproxy keystore init`).
+        static func initializedTable(_ stack: LocalStack, rows: Int) async throws -> (table: String, file: URL) {
+            let (table, file) = try plaintextTable(stack, rows: rows)
+            let (status, _, err) = try await CLITests.run(["keystore", "init", "--config", file.path], environment: environment)
+            #expect(status == 0, "\(err)")
+            return (table, file)
+        }
+
+        /// An app in us-east-1 with the configuration in `file`.
+        static func openApp(_ stack: LocalStack, _ file: URL) async throws -> (configuration: ProxyConfiguration, database: EncryptedDatabase) {
+            let configuration = try ProxyConfiguration.load(path: file.path)
+            return (configuration, try await EncryptedDatabase.open(configuration: configuration, region: "us-east-1", kms: stack.kmsClient(region: "us-east-1")))
+        }
+
         static func plaintextTable(_ stack: LocalStack, rows: Int) throws -> (table: String, file: URL) {
             let table = uniqueName("mig")
             let admin = try PostgresConnection(stack.databaseURL(replica: false))
@@ -155,8 +169,7 @@ extension ProxyIntegration {
         @Test("migrate encrypt then decrypt of a date column: values round-trip exactly, and the library follows each step")
         func encryptThenDecrypt() async throws {
             let stack = try currentStack()
-            let (table, file) = try Self.plaintextTable(stack, rows: 5_000)
-            _ = try await CLITests.run(["keystore", "init", "--config", file.path], environment: Self.environment)
+            let (table, file) = try await Self.initializedTable(stack, rows: 5_000)
             let configuration = try ProxyConfiguration.load(path: file.path)
             // ssn first (the configuration describes both), then dob.
             for column in ["ssn", "dob"] {
